@@ -1,0 +1,72 @@
+"""Turn a validated config into data, a compiled model and callbacks, via the registries."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cbrun import registry
+from cbrun.callbacks.base import BuildContext
+from cbrun.data.base import Dataset
+from cbrun.errors import CbrunError
+
+DEFAULT_LOSS = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
+DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["mae"]}
+
+
+def import_keras(seed: int | None = None) -> Any:
+    """Import Keras on TensorFlow with TensorFlow's C++ chatter muted; seed everything."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    return keras
+
+
+def build_dataset(config: Any) -> Dataset:
+    component = registry.datasets.get(config.data.type)
+    return component.factory(config.data, config.experiment.seed)
+
+
+def resolve_compile_defaults(config: Any, dataset: Dataset) -> None:
+    """Fill the loss and metrics left empty with the defaults for the data's task."""
+    config.compile.loss = config.compile.loss or DEFAULT_LOSS[dataset.task]
+    if config.compile.metrics is None:
+        config.compile.metrics = list(DEFAULT_METRICS[dataset.task])
+
+
+def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -> Any:
+    """Build and compile the model; `config_dir` is importable for `import` models."""
+    keras = import_keras()
+    if config_dir is not None and str(config_dir) not in sys.path:
+        sys.path.insert(0, str(config_dir))
+    model = registry.models.get(config.model.type).factory(config.model, dataset)
+    resolve_compile_defaults(config, dataset)
+    try:
+        model.compile(
+            optimizer=config.compile.optimizer.build(),
+            loss=keras.losses.get(config.compile.loss),
+            metrics=list(config.compile.metrics),
+        )
+    except (ValueError, TypeError) as error:
+        raise CbrunError(f"compile: {error}") from None
+    return model
+
+
+def build_callbacks(config: Any, run_dir: Path, dataset: Dataset) -> list[Any]:
+    """One Keras callback (or several) per `callbacks:` item, in order."""
+    context = BuildContext(run_dir=run_dir, config=config, dataset=dataset)
+    built: list[Any] = []
+    for index, params in enumerate(config.callbacks):
+        try:
+            result = registry.callbacks.get(params.type).factory(params, context)
+        except CbrunError as error:
+            raise CbrunError(f"callbacks[{index}] ({params.type}): {error.message}") from None
+        except (TypeError, ValueError) as error:
+            raise CbrunError(f"callbacks[{index}] ({params.type}): {error}") from error
+        built.extend(result if isinstance(result, list) else [result])
+    return built

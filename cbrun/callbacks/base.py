@@ -1,0 +1,59 @@
+"""What callback params share: the monitored metric and its mode, and the build context."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from cbrun.schema import StrictModel
+
+# Metric names (without `val_`) where bigger is better; anything else is minimised.
+_MAXIMISED = re.compile(
+    r"(acc|accuracy|auc|precision|recall|f1|fbeta|iou|r2|score|true_positives|true_negatives)"
+    r"(_\d+)?$"
+)
+
+
+def resolve_mode(monitor: str, mode: str = "auto") -> Literal["min", "max"]:
+    """`min` for losses and errors, `max` for accuracy-like metrics; explicit modes win.
+
+    Keras' own `auto` guesses from a few names and fails on custom metrics, so cbrun decides.
+    """
+    if mode in ("min", "max"):
+        return mode  # type: ignore[return-value]
+    name = monitor.removeprefix("val_")
+    return "max" if _MAXIMISED.search(name) and "loss" not in name else "min"
+
+
+class CallbackParams(StrictModel):
+    """Base of every callback's params."""
+
+
+class MonitorParams(CallbackParams):
+    """Params of callbacks that watch a metric."""
+
+    monitor: str = Field("val_loss", description="Metric to watch, e.g. `val_loss`, `accuracy`.")
+    mode: Literal["auto", "min", "max"] = Field(
+        "auto", description="`auto`: max for accuracy-like metrics, min otherwise."
+    )
+
+    @property
+    def resolved_mode(self) -> Literal["min", "max"]:
+        return resolve_mode(self.monitor, self.mode)
+
+
+@dataclass
+class BuildContext:
+    """What a callback factory may use: the run directory, the config and the data."""
+
+    run_dir: Path
+    config: Any
+    dataset: Any
+
+    def path(self, relative: str) -> str:
+        """`relative` (already checked to stay inside) as a path in the run directory."""
+        return str(self.run_dir / relative)

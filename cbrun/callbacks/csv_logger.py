@@ -1,0 +1,29 @@
+"""Write each epoch's metrics as a CSV row."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.registry import callbacks
+from cbrun.schema import RunPath
+
+
+class CsvLoggerParams(CallbackParams):
+    """Write each epoch's metrics as a CSV row (keras CSVLogger)."""
+
+    type: Literal["csv_logger"]
+    filename: RunPath = Field("log.csv", description="CSV file inside the run directory.")
+    separator: str = Field(",", min_length=1, max_length=1)
+    append: bool = Field(False, description="Append to an existing file instead of replacing.")
+
+
+@callbacks.register("csv_logger", CsvLoggerParams)
+def csv_logger(params: CsvLoggerParams, ctx: BuildContext) -> Any:
+    import keras
+
+    return keras.callbacks.CSVLogger(
+        ctx.path(params.filename), separator=params.separator, append=params.append
+    )

@@ -1,0 +1,36 @@
+"""TensorBoard event files: scalars per epoch or batch, histograms, graph."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt
+
+from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.registry import callbacks
+from cbrun.schema import RunPath
+
+
+class TensorBoardParams(CallbackParams):
+    """Write TensorBoard event files: scalars, weight histograms, graph (keras TensorBoard)."""
+
+    type: Literal["tensorboard"]
+    log_dir: RunPath = Field("tensorboard", description="Folder inside the run directory.")
+    histogram_freq: NonNegativeInt = Field(0, description="Weight histograms every N epochs.")
+    update_freq: Literal["epoch", "batch"] | PositiveInt = Field(
+        "epoch", description="Write scalars each `epoch`, each `batch`, or every N batches."
+    )
+    write_graph: bool = True
+    write_images: bool = False
+    write_steps_per_second: bool = False
+    profile_batch: NonNegativeInt = Field(0, description="Profile this batch (0: off).")
+    embeddings_freq: NonNegativeInt = 0
+
+
+@callbacks.register("tensorboard", TensorBoardParams)
+def tensorboard(params: TensorBoardParams, ctx: BuildContext) -> Any:
+    import keras
+
+    return keras.callbacks.TensorBoard(
+        log_dir=ctx.path(params.log_dir), **params.model_dump(exclude={"type", "log_dir"})
+    )

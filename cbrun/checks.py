@@ -1,0 +1,43 @@
+"""Checks across sections that a single field's validator cannot see, run before any training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cbrun.errors import ConfigError
+from cbrun.yamlio import Document
+
+
+def check(config: Any, document: Document) -> None:
+    """Raise one ConfigError listing every cross-section conflict in `config`."""
+    problems: list[str] = []
+    for item_check in (_lr_callbacks_need_a_plain_learning_rate, _split_fractions_leave_training):
+        problems.extend(item_check(config, document))
+    if problems:
+        raise ConfigError(problems, source=document.source)
+
+
+LR_DRIVING_CALLBACKS = {"learning_rate_scheduler", "reduce_lr_on_plateau"}
+
+
+def _lr_callbacks_need_a_plain_learning_rate(config: Any, document: Document) -> list[str]:
+    if not config.compile.optimizer.has_schedule:
+        return []
+    return [
+        f"{document.where(('callbacks', index, 'type'))}: callbacks[{index}]: `{item.type}` "
+        "sets the optimizer's learning rate each epoch, but compile.optimizer.learning_rate is "
+        f"a `{config.compile.optimizer.learning_rate.type}` schedule, which Keras cannot "
+        "change. Use a number for compile.optimizer.learning_rate, or drop this callback."
+        for index, item in enumerate(config.callbacks)
+        if item.type in LR_DRIVING_CALLBACKS
+    ]
+
+
+def _split_fractions_leave_training(config: Any, document: Document) -> list[str]:
+    split = getattr(config.data, "split", None)
+    if split is None or split.validation + split.test < 1:
+        return []
+    return [
+        f"{document.where(('data', 'split'))}: data.split: validation ({split.validation}) + "
+        f"test ({split.test}) must add up to less than 1 to leave data for training"
+    ]

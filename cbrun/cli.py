@@ -1,0 +1,136 @@
+"""The `cbrun` command line. Light commands never import TensorFlow; heavy ones import it late."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from cbrun.errors import CbrunError
+
+app = typer.Typer(
+    name="cbrun",
+    help="Run Keras experiments described in YAML: validate, train, evaluate, inspect.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML file.", show_default=False)]
+SetOption = Annotated[
+    Optional[list[str]],  # noqa: UP045 - typer reads this annotation at run time on 3.10
+    typer.Option(
+        "--set", "-s", help="Override a key, e.g. --set training.epochs=3 (value read as YAML)."
+    ),
+]
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `cbrun train`.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _stdout(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def train(
+    config: ConfigArg,
+    set_: SetOption = None,
+    smoke: Annotated[
+        bool, typer.Option(help="CI smoke run: 1 epoch, 2 batches, 256 samples, all callbacks.")
+    ] = False,
+    runs_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Where to create the run directory (default: output.runs_dir)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run dir.")] = False,
+) -> None:
+    """Train an experiment and print the run directory it made (on stdout)."""
+    from cbrun.training import train as run_training
+
+    result = run_training(config, set_ or [], smoke=smoke, runs_dir=runs_dir, quiet=quiet)
+    _stdout(str(result.run_dir))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("eval")
+def evaluate(
+    run_dir: RunDirArg,
+    checkpoint: Annotated[
+        str, typer.Option(help="`last` (the final model), `best`, or a checkpoint file path.")
+    ] = "last",
+    split: Annotated[str, typer.Option(help="`test` or `validation`.")] = "test",
+) -> None:
+    """Re-evaluate a finished run; writes a new eval-*.json in its directory."""
+    if split not in ("test", "validation"):
+        raise CbrunError(f"--split: expected `test` or `validation`, got `{split}`")
+    from rich.console import Console
+
+    from cbrun.evaluation import evaluate_run
+
+    result = evaluate_run(run_dir, checkpoint, split)
+    Console(stderr=True).print(result.table())
+    _stdout(str(result.path))
+
+
+@app.command()
+def validate(config: ConfigArg, set_: SetOption = None) -> None:
+    """Check an experiment file and print it as resolved (defaults filled in)."""
+    from cbrun.config import load_config, resolved_dict
+    from cbrun.yamlio import dump_yaml
+
+    experiment, _ = load_config(config, set_ or [])
+    _stdout(dump_yaml(resolved_dict(experiment)).rstrip())
+    print(f"{config}: valid", file=sys.stderr)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of experiment files (for editors and jsonschema)."""
+    from cbrun.config import json_schema
+
+    _stdout(json.dumps(json_schema(), indent=2))
+
+
+def _listing(kind: str, name: Optional[str], as_json: bool) -> None:  # noqa: UP045
+    from cbrun import listing
+
+    _stdout(listing.render(kind, name, as_json))
+
+
+NameArg = Annotated[Optional[str], typer.Argument(help="Show one in detail.")]  # noqa: UP045
+
+
+@app.command("list-callbacks")
+def list_callbacks(name: NameArg = None, as_json: JsonOption = False) -> None:
+    """Callbacks you can put under `callbacks:`, with their parameters."""
+    _listing("callbacks", name, as_json)
+
+
+@app.command("list-models")
+def list_models(name: NameArg = None, as_json: JsonOption = False) -> None:
+    """Model builders you can choose under `model:`."""
+    _listing("models", name, as_json)
+
+
+@app.command("list-datasets")
+def list_datasets(name: NameArg = None, as_json: JsonOption = False) -> None:
+    """Data sources you can choose under `data:`."""
+    _listing("datasets", name, as_json)
+
+
+def main() -> None:
+    """Entry point: user errors print one message and exit 2; CBRUN_DEBUG=1 adds tracebacks."""
+    try:
+        app()
+    except CbrunError as error:
+        if os.environ.get("CBRUN_DEBUG"):
+            traceback.print_exc()
+        print(f"error: {error.render()}", file=sys.stderr)
+        sys.exit(error.exit_code)

@@ -1,0 +1,43 @@
+"""scikit-learn's bundled handwritten digits (1,797 8x8 images): real data, no download."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from cbrun.data.base import DataParams, Dataset, make_dataset
+from cbrun.registry import datasets
+
+
+class DigitsParams(DataParams):
+    """Handwritten digits 0-9 bundled with scikit-learn (1,797 samples of 8x8 pixels)."""
+
+    type: Literal["digits"]
+    as_images: bool = Field(
+        False, description="Give 8x8x1 images (for convolutions) instead of 64 flat features."
+    )
+    scale: bool = Field(True, description="Divide pixel values (0-16) by 16.")
+
+
+@datasets.register("digits", DigitsParams)
+def digits(params: DigitsParams, seed: int) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images if params.as_images else bunch.data
+    if params.as_images:
+        x = x[..., None]
+    if params.scale:
+        x = x / 16.0
+    return make_dataset(
+        x,
+        bunch.target,
+        params,
+        seed,
+        "classification",
+        source="data (digits)",
+        num_classes=10,
+        class_names=[str(c) for c in bunch.target_names],
+        extra={"image": params.as_images},
+    )

@@ -1,0 +1,54 @@
+"""Arrays from a NumPy `.npz` file, chosen by name."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from cbrun.data.base import Arrays, Dataset, FileDataParams, make_file_dataset
+from cbrun.errors import CbrunError, did_you_mean
+from cbrun.registry import datasets
+
+
+class NpzParams(FileDataParams):
+    """Feature and label arrays from a NumPy `.npz` file (saved with `numpy.savez`)."""
+
+    type: Literal["npz"]
+    x: str = Field("x", description="Name of the features array.")
+    y: str = Field("y", description="Name of the labels/targets array.")
+    task: Literal["classification", "regression"] = "classification"
+    num_classes: int | None = Field(
+        None, ge=2, description="Number of classes; default: the largest label + 1."
+    )
+
+
+@datasets.register("npz", NpzParams)
+def npz(params: NpzParams, seed: int) -> Dataset:
+    def read(path: str) -> Arrays:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.files)
+                for key in (params.x, params.y):
+                    if key not in names:
+                        raise CbrunError(
+                            f"{path}: no array `{key}`.{did_you_mean(key, names)} "
+                            f"Arrays: {', '.join(names)}"
+                        )
+                return archive[params.x], archive[params.y]
+        except (OSError, ValueError) as error:
+            raise CbrunError(f"{path}: cannot read as .npz: {error}") from None
+
+    dataset = make_file_dataset(
+        read, params, seed, params.task, source=params.path, num_classes=params.num_classes
+    )
+    if params.task == "classification":
+        for name in ("train", "validation", "test"):
+            part = getattr(dataset, name)
+            if part is not None and part[1].max() >= dataset.num_classes:
+                raise CbrunError(
+                    f"{params.path}: {name} labels go up to {int(part[1].max())}, outside the "
+                    f"{dataset.num_classes} classes (0..{dataset.num_classes - 1})"
+                )
+    return dataset
