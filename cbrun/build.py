@@ -57,11 +57,15 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
     return model
 
 
-def build_callbacks(config: Any, run_dir: Path, dataset: Dataset) -> list[Any]:
-    """One Keras callback (or several) per `callbacks:` item, in order."""
+def build_callbacks(
+    config: Any, run_dir: Path, dataset: Dataset, phase: str = "fit"
+) -> list[Any]:
+    """One Keras callback (or several) per `callbacks:` item that joins `phase`, in order."""
     context = BuildContext(run_dir=run_dir, config=config, dataset=dataset)
     built: list[Any] = []
     for index, params in enumerate(config.callbacks):
+        if phase not in params.phases:
+            continue
         try:
             result = registry.callbacks.get(params.type).factory(params, context)
         except CbrunError as error:

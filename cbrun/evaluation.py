@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from cbrun.build import build_dataset, build_model, import_keras
+from cbrun.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.config import load_config
 from cbrun.console import format_number
 from cbrun.errors import CbrunError
@@ -59,7 +59,11 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", split: str = "test") -
         except (ValueError, OSError) as error:
             raise CbrunError(f"{path}: cannot load the model: {error}") from None
     metrics = model.evaluate(
-        *data, batch_size=config.training.batch_size, verbose=0, return_dict=True
+        *data,
+        batch_size=config.training.batch_size,
+        verbose=0,
+        return_dict=True,
+        callbacks=build_callbacks(config, run_dir, dataset, phase="evaluate"),
     )
     shown = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
     result = {

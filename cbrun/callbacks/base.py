@@ -29,8 +29,17 @@ def resolve_mode(monitor: str, mode: str = "auto") -> Literal["min", "max"]:
     return "max" if _MAXIMISED.search(name) and "loss" not in name else "min"
 
 
+Phase = Literal["fit", "evaluate", "predict"]
+
+
 class CallbackParams(StrictModel):
     """Base of every callback's params."""
+
+    phases: list[Phase] = Field(
+        default_factory=lambda: ["fit"],
+        min_length=1,
+        description="Which of fit, evaluate and predict this callback joins.",
+    )
 
 
 class MonitorParams(CallbackParams):

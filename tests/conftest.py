@@ -1,0 +1,109 @@
+"""Shared fixtures: tiny experiment configs, in-process CLI calls, and one Keras import."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A config that trains in about a second: 200 samples, 8 features, 3 classes, one small layer.
+TINY: dict[str, Any] = {
+    "experiment": {"name": "tiny", "seed": 1},
+    "data": {
+        "type": "synthetic_classification",
+        "samples": 200,
+        "features": 8,
+        "classes": 3,
+        "split": {"validation": 0.2, "test": 0.2},
+    },
+    "model": {"type": "mlp", "units": [16]},
+    "compile": {"optimizer": {"name": "adam", "learning_rate": 0.01}},
+    "training": {"epochs": 2, "batch_size": 32},
+}
+
+
+def merge(base: dict[str, Any], updates: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `updates` merged in recursively; a None value deletes the key."""
+    result = copy.deepcopy(base)
+    for key, value in updates.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, runs_dir: Path):
+    """Write TINY merged with `updates` (or raw `text`) to a YAML file; runs go to tmp."""
+
+    def make(updates: dict[str, Any] | None = None, *, text: str | None = None,
+             name: str = "experiment.yaml") -> Path:
+        path = tmp_path / name
+        if text is None:
+            data = merge(TINY, updates or {})
+            data.setdefault("output", {"runs_dir": str(runs_dir)})
+            text = yaml.safe_dump(data, sort_keys=False)
+        path.write_text(text)
+        return path
+
+    return make
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run `cbrun ARGS...` in this process (no new TensorFlow import) and capture its output."""
+    from cbrun.cli import main
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["cbrun", *map(str, args)])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+                   timeout: float = 300) -> subprocess.CompletedProcess:
+    """`python -m cbrun ARGS...` in a fresh interpreter: only where the process is the subject."""
+    return subprocess.run(
+        [sys.executable, "-m", "cbrun", *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_dirs(runs_dir: Path) -> list[Path]:
+    """Every run directory (`runs/<experiment>/<stamp>`) under a runs folder, finished or not."""
+    return sorted(p for p in runs_dir.glob("*/*") if p.is_dir()) if runs_dir.exists() else []
