@@ -143,10 +143,24 @@ def validate(document: Document) -> ExperimentBase:
     try:
         return experiment_model().model_validate(document.data or {})
     except ValidationError as error:
-        raise ConfigError(
-            [_describe(e, document) for e in error.errors(include_url=False)],
-            source=document.source,
-        ) from None
+        described = [_describe(e, document) for e in error.errors(include_url=False)]
+        raise ConfigError(_most_specific(described), source=document.source) from None
+
+
+def _most_specific(described: list[tuple[KeyPath, int, str]]) -> list[str]:
+    """One message per key path, none for a path with problems deeper inside it.
+
+    A value that fails every member of a union yields one error per member: a mapping meant
+    for the schedule member is best explained by that member's (deeper) errors, and a wrong
+    type is the least telling error at a path (rank 1) when another member says more.
+    """
+    paths = [path for path, _, _ in described]
+    kept: dict[KeyPath, tuple[int, str]] = {}
+    for path, rank, text in described:
+        deeper = any(len(other) > len(path) and other[: len(path)] == path for other in paths)
+        if not deeper and (path not in kept or rank < kept[path][0]):
+            kept[path] = (rank, text)
+    return [text for _, text in kept.values()]
 
 
 def apply_smoke(document: Document) -> None:
@@ -181,9 +195,14 @@ def resolve_input_files(config: ExperimentBase, document: Document, base_dir: Pa
             setattr(params, name, str(resolved))
 
 
-def _describe(error: dict[str, Any], document: Document) -> str:
-    """One pydantic error as `file:line: key.path: message` with a did-you-mean."""
+def _describe(error: dict[str, Any], document: Document) -> tuple[KeyPath, int, str]:
+    """One pydantic error: its key path, its rank and `file:line: key.path: message`."""
     path, fields = _data_path(error["loc"], document.data)
+    rank = 1 if error["type"].endswith(("_type", "_parsing")) else 0
+    return path, rank, _message(error, document, path, fields)
+
+
+def _message(error: dict[str, Any], document: Document, path: KeyPath, fields: Any) -> str:
     where = document.where(path)
     shown = format_path(path) or "(top level)"
     kind = error["type"]
@@ -197,13 +216,20 @@ def _describe(error: dict[str, Any], document: Document) -> str:
         if kind == "union_tag_not_found":
             choices = ", ".join(reg.names()) if reg else ""
             return f"{where}: {shown}: missing `type:`; choose one of: {choices}"
-        tag = error["ctx"].get("tag")
-        message = reg.unknown_message(str(tag)) if reg else f"unknown type `{tag}`"
+        tag = str(error["ctx"].get("tag"))
+        expected = [t.strip(" '") for t in str(error["ctx"].get("expected_tags", "")).split(",")]
+        message = (
+            reg.unknown_message(tag)
+            if reg
+            else (
+                f"unknown type `{tag}`.{did_you_mean(tag, expected)} Available: {', '.join(expected)}"
+            )
+        )
         return f"{where}: {format_path(path + ('type',))}: {message}"
     if kind == "missing":
         return f"{where}: {shown}: required key is missing"
-    message = error["msg"]
-    if "input" in error and kind not in ("model_type", "dict_type", "list_type"):
+    message = error["msg"].removeprefix("Value error, ")
+    if "input" in error and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
     elif kind in ("model_type", "dict_type"):
         message = f"expected a mapping of keys, got {type(error['input']).__name__}"
@@ -217,8 +243,8 @@ def _data_path(loc: tuple, data: Any) -> tuple[KeyPath, list[str] | None]:
     for part in loc:
         if isinstance(node, dict) and part not in node and node.get("type") == part:
             continue  # the tag segment of a discriminated union
-        if isinstance(part, str) and part.startswith("function-"):
-            continue  # a validator segment, not a key
+        if isinstance(part, str) and not part.isidentifier():
+            continue  # pydantic's name for a validator or union member, not a key
         path.append(part)
         node = _child(node, part)
     parent_model = _field_model_chain(experiment_model(), path[:-1], data)

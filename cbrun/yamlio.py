@@ -190,7 +190,7 @@ def _yaml_message(error: yaml.MarkedYAMLError, source: str) -> str:
     where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
     problem = error.problem or str(error)
     if "could not determine a constructor for the tag" in problem:
-        tag = problem.rsplit("tag", 1)[-1].strip(" '")
+        tag = problem.split("'")[1].replace("tag:yaml.org,2002:", "!!") if "'" in problem else ""
         return (
             f"{where}: the tag `{tag}` is not allowed: experiment files are plain data and "
             "never construct Python objects"
