@@ -41,6 +41,10 @@ class CallbackParams(StrictModel):
         description="Which of fit, evaluate and predict this callback joins.",
     )
 
+    def keras_args(self, *exclude: str) -> dict[str, Any]:
+        """The params passed straight to a Keras callback: all but cbrun's own and `exclude`."""
+        return self.model_dump(exclude={"type", "phases", *exclude})
+
 
 class MonitorParams(CallbackParams):
     """Params of callbacks that watch a metric."""

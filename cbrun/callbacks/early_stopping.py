@@ -29,5 +29,5 @@ def early_stopping(params: EarlyStoppingParams, ctx: BuildContext) -> Any:
     return keras.callbacks.EarlyStopping(
         monitor=params.monitor,
         mode=params.resolved_mode,
-        **params.model_dump(exclude={"type", "monitor", "mode"}),
+        **params.keras_args("monitor", "mode"),
     )

@@ -66,5 +66,5 @@ def model_checkpoint(params: ModelCheckpointParams, ctx: BuildContext) -> Any:
         ctx.path(params.filepath),
         monitor=params.monitor,
         mode=params.resolved_mode,
-        **params.model_dump(exclude={"type", "filepath", "monitor", "mode"}),
+        **params.keras_args("filepath", "monitor", "mode"),
     )

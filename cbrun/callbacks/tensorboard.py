@@ -32,5 +32,5 @@ def tensorboard(params: TensorBoardParams, ctx: BuildContext) -> Any:
     import keras
 
     return keras.callbacks.TensorBoard(
-        log_dir=ctx.path(params.log_dir), **params.model_dump(exclude={"type", "log_dir"})
+        log_dir=ctx.path(params.log_dir), **params.keras_args("log_dir")
     )
