@@ -39,7 +39,7 @@ def example_snippet(component: Component, section: str) -> str:
     """YAML for the component's section that validates as it stands."""
     item = component.example()
     data = {section: [item]} if section == "callbacks" else {section: item}
-    return dump_yaml(data)
+    return dump_yaml({**getattr(component.params, "example_sections", {}), **data})
 
 
 def _detail(component: Component, section: str) -> str:

@@ -34,7 +34,16 @@ class Component:
     origin: str
 
     def example(self) -> dict[str, Any]:
-        """The smallest config item for this component: its `type` and its required params."""
+        """A config item for this component that validates as it stands.
+
+        The params model's first `examples` entry when it declares one
+        (`model_config = ConfigDict(json_schema_extra={"examples": [{...}]})`, without `type`),
+        else its `type` and its required params, each from the field's `examples`.
+        """
+        extra = self.params.model_config.get("json_schema_extra")
+        declared = extra.get("examples") if isinstance(extra, dict) else None
+        if declared:
+            return {"type": self.name, **declared[0]}
         item: dict[str, Any] = {"type": self.name}
         for field_name, field in self.params.model_fields.items():
             if field_name != "type" and field.is_required():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -35,6 +35,9 @@ Phase = Literal["fit", "evaluate", "predict"]
 class CallbackParams(StrictModel):
     """Base of every callback's params."""
 
+    example_sections: ClassVar[dict[str, Any]] = {}
+    """Other sections the `list-callbacks` example needs to validate, e.g. an EMA optimizer."""
+
     phases: list[Phase] = Field(
         default_factory=lambda: ["fit"],
         min_length=1,
@@ -44,6 +47,20 @@ class CallbackParams(StrictModel):
     def keras_args(self, *exclude: str) -> dict[str, Any]:
         """The params passed straight to a Keras callback: all but cbrun's own and `exclude`."""
         return self.model_dump(exclude={"type", "phases", *exclude})
+
+    def output_paths(self) -> list[str]:
+        """Files this callback writes, relative to the run directory; folders end with `/`.
+
+        The config check reports two callbacks (or a callback and cbrun's own run files) that
+        list the same path, or a path inside a folder another one lists (a folder ending with
+        `/` is owned whole, as TensorBoard's `log_dir`). A callback that writes files overrides
+        this, e.g. `return [self.filename]`; templated names are compared as written.
+        """
+        return []
+
+    def logged_metrics(self) -> list[str]:
+        """Names this callback adds to each epoch's logs, so that a `monitor` may watch them."""
+        return []
 
 
 class MonitorParams(CallbackParams):

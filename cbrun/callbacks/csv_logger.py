@@ -19,6 +19,9 @@ class CsvLoggerParams(CallbackParams):
     separator: str = Field(",", min_length=1, max_length=1)
     append: bool = Field(False, description="Append to an existing file instead of replacing.")
 
+    def output_paths(self) -> list[str]:
+        return [self.filename]
+
 
 @callbacks.register("csv_logger", CsvLoggerParams)
 def csv_logger(params: CsvLoggerParams, ctx: BuildContext) -> Any:

@@ -34,6 +34,9 @@ class ModelCheckpointParams(MonitorParams):
     )
     verbose: Literal[0, 1] = 0
 
+    def output_paths(self) -> list[str]:
+        return [self.filepath]
+
     @model_validator(mode="after")
     def _keras_accepts_the_path(self) -> ModelCheckpointParams:
         fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f is not None]

@@ -26,6 +26,9 @@ class TensorBoardParams(CallbackParams):
     profile_batch: NonNegativeInt = Field(0, description="Profile this batch (0: off).")
     embeddings_freq: NonNegativeInt = 0
 
+    def output_paths(self) -> list[str]:
+        return [self.log_dir.rstrip("/") + "/"]
+
 
 @callbacks.register("tensorboard", TensorBoardParams)
 def tensorboard(params: TensorBoardParams, ctx: BuildContext) -> Any:
