@@ -8,7 +8,7 @@ import types
 import typing
 from typing import Any
 
-from pydantic_core import PydanticUndefined
+from pydantic_core import PydanticUndefined, to_jsonable_python
 from rich.console import Console
 from rich.table import Table
 
@@ -70,7 +70,7 @@ def _params(component: Component) -> list[dict[str, str]]:
         if field.is_required():
             default = "(required)"
         elif field.default_factory is not None:
-            default = json.dumps(field.default_factory())
+            default = json.dumps(to_jsonable_python(field.default_factory()))
         else:
             default = "" if field.default is PydanticUndefined else json.dumps(field.default)
         rows.append(
