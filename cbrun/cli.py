@@ -125,6 +125,46 @@ def list_datasets(name: NameArg = None, as_json: JsonOption = False) -> None:
     _listing("datasets", name, as_json)
 
 
+RunsDirArg = Annotated[Path, typer.Argument(help="Folder holding the run directories.")]
+
+
+def _print(renderable: object) -> None:
+    """A rich table or group on stdout (the command's own output)."""
+    from rich.console import Console
+
+    wide = None if sys.stdout.isatty() else 160  # pipes and files get whole rows
+    Console(highlight=False, width=wide).print(renderable)
+
+
+@app.command()
+def runs(
+    runs_dir: RunsDirArg = Path("runs"),
+    status: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Only runs with this status: completed, failed, running, damaged."),
+    ] = None,
+    sort: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Best first by a metric (test_accuracy, val_loss, ...) or duration."),
+    ] = None,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="Show at most N runs.")] = None,  # noqa: UP045
+    as_json: JsonOption = False,
+) -> None:
+    """List run directories, newest first, from their run.json and eval.json."""
+    from cbrun.runs import list_runs
+
+    output = list_runs(runs_dir, status, sort, limit, as_json)
+    _stdout(output) if isinstance(output, str) else _print(output)
+
+
+@app.command()
+def show(run_dir: RunDirArg) -> None:
+    """One run: status and why it stopped, metrics, curves, artifacts and config."""
+    from cbrun.show import show_run
+
+    _print(show_run(run_dir))
+
+
 def main() -> None:
     """Entry point: user errors print one message and exit 2; CBRUN_DEBUG=1 adds tracebacks."""
     try:
