@@ -11,6 +11,7 @@ from cbrun import registry
 from cbrun.callbacks.base import BuildContext
 from cbrun.data.base import Dataset
 from cbrun.errors import CbrunError
+from cbrun.speed import dtype_policy
 
 DEFAULT_LOSS = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
 DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["mae"]}
@@ -44,13 +45,16 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
     keras = import_keras()
     if config_dir is not None and str(config_dir) not in sys.path:
         sys.path.insert(0, str(config_dir))
-    model = registry.models.get(config.model.type).factory(config.model, dataset)
+    with dtype_policy(config.training.precision):
+        model = registry.models.get(config.model.type).factory(config.model, dataset)
     resolve_compile_defaults(config, dataset)
     try:
         model.compile(
             optimizer=config.compile.optimizer.build(),
             loss=keras.losses.get(config.compile.loss),
             metrics=list(config.compile.metrics),
+            steps_per_execution=config.training.steps_per_execution,
+            jit_compile=config.training.jit_compile,
         )
     except (ValueError, TypeError) as error:
         raise CbrunError(f"compile: {error}") from None

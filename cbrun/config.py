@@ -7,7 +7,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model
 
@@ -15,6 +15,7 @@ from cbrun import registry
 from cbrun.errors import CbrunError, ConfigError, did_you_mean
 from cbrun.optimizers import OptimizerSection
 from cbrun.schema import InputFile, StrictModel
+from cbrun.speed import PipelineSection, Precision
 from cbrun.yamlio import Document, KeyPath, apply_overrides, format_path, load_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -69,6 +70,21 @@ class TrainingSection(StrictModel):
         None, description="Validation batches per epoch; default: the whole validation split."
     )
     validation_freq: PositiveInt = Field(1, description="Validate every N epochs.")
+    steps_per_execution: PositiveInt = Field(
+        1,
+        description="Batches per call into TensorFlow; more cuts per-batch Python overhead "
+        "(batch-level callback hooks then run every N batches).",
+    )
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA compilation; `auto` lets Keras decide (off on CPU-only hosts)."
+    )
+    precision: Precision = Field(
+        "float32",
+        description="Keras dtype policy of the model's layers; the output layer stays float32.",
+    )
+    pipeline: PipelineSection | None = Field(
+        None, description="Feed `fit` from a tf.data pipeline with these options."
+    )
 
 
 SMOKE_SAMPLES = 256

@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
+from cbrun import speed
 from cbrun.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.callbacks.base import resolve_mode
 from cbrun.config import load_config, resolved_dict
@@ -78,6 +79,7 @@ def train(
         "epochs_planned": config.training.epochs,
         "epochs_completed": 0,
         "data": dataset.summary(),
+        "speed": speed.describe(config.training, model),
         **environment(),
     }
     write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
@@ -143,12 +145,9 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter) -> Any:
     internal_first = [_LearningRateLogger()]
     internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs)]
     return model.fit(
-        *dataset.train,
-        batch_size=training.batch_size,
+        **speed.fit_inputs(dataset, training, config.experiment.seed),
         epochs=training.epochs,
-        shuffle=training.shuffle,
         steps_per_epoch=training.steps_per_epoch,
-        validation_data=dataset.validation,
         validation_steps=training.validation_steps if dataset.validation is not None else None,
         validation_freq=training.validation_freq,
         callbacks=internal_first + callbacks + internal_last,

@@ -16,9 +16,14 @@ def standardize_layer(dataset: Dataset) -> Any:
 
 
 def output_layer(dataset: Dataset) -> Any:
-    """Softmax over the classes, or a linear unit per regression target."""
+    """Softmax over the classes, or a linear unit per regression target.
+
+    Always float32, so that under a mixed-precision policy the outputs and the loss stay
+    numerically stable.
+    """
     import keras
 
-    if dataset.task == "classification":
-        return keras.layers.Dense(dataset.output_units, activation="softmax", name="output")
-    return keras.layers.Dense(dataset.output_units, name="output")
+    activation = "softmax" if dataset.task == "classification" else None
+    return keras.layers.Dense(
+        dataset.output_units, activation=activation, name="output", dtype="float32"
+    )

@@ -1,0 +1,112 @@
+"""Speed settings of `training:`: mixed precision, and an optional tf.data input pipeline.
+
+`steps_per_execution` and `jit_compile` go straight to `model.compile`. Nothing here imports
+TensorFlow at module level, so the config schema can use these models on light commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt
+
+from cbrun.schema import StrictModel
+
+Precision = Literal["float32", "mixed_float16", "mixed_bfloat16"]
+
+
+class PipelineSection(StrictModel):
+    """Feed `fit` from a tf.data pipeline that cbrun builds from the arrays.
+
+    Without this section the arrays go to Keras, whose own adapter also batches them with
+    tf.data (shuffled index batches, gathered and prefetched).
+    """
+
+    shuffle_buffer: PositiveInt | None = Field(
+        None, description="Samples in the shuffle buffer; default: the whole training split."
+    )
+    cache: bool = Field(
+        False, description="Keep the pipeline's elements in memory after the first pass."
+    )
+    prefetch: PositiveInt | Literal["auto"] = Field(
+        "auto", description="Batches prepared ahead of the model; `auto` lets tf.data tune it."
+    )
+    deterministic: bool = Field(
+        True, description="Keep the order deterministic; false lets parallel work reorder."
+    )
+    threads: PositiveInt | None = Field(
+        None, description="A private thread pool of this size; default: TensorFlow's pool."
+    )
+
+
+@contextmanager
+def dtype_policy(precision: Precision) -> Iterator[None]:
+    """Build layers under Keras' `precision` policy; the global policy is restored after."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def fit_inputs(dataset: Any, training: Any, seed: int) -> dict[str, Any]:
+    """Keyword arguments of `model.fit` for the data: the arrays, or tf.data pipelines."""
+    pipeline = training.pipeline
+    if pipeline is None:
+        x, y = dataset.train
+        return {
+            "x": x,
+            "y": y,
+            "batch_size": training.batch_size,
+            "shuffle": training.shuffle,
+            "validation_data": dataset.validation,
+        }
+    validation = dataset.validation
+    return {
+        "x": batches(dataset.train, training.batch_size, pipeline, training.shuffle, seed),
+        "shuffle": False,  # the pipeline shuffles; Keras warns if asked to as well
+        "validation_data": None
+        if validation is None
+        else batches(validation, training.batch_size, pipeline, False, seed),
+    }
+
+
+def batches(
+    arrays: tuple[Any, Any], batch_size: int, pipeline: PipelineSection, shuffle: bool, seed: int
+) -> Any:
+    """A tf.data pipeline over `(x, y)`: cached where the order is fixed, shuffled, prefetched."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices(arrays)
+    if shuffle:
+        if pipeline.cache:
+            data = data.cache()
+        buffer = pipeline.shuffle_buffer or len(arrays[0])
+        data = data.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    else:
+        data = data.batch(batch_size)
+        if pipeline.cache:
+            data = data.cache()
+    data = data.prefetch(tf.data.AUTOTUNE if pipeline.prefetch == "auto" else pipeline.prefetch)
+    options = tf.data.Options()
+    options.deterministic = pipeline.deterministic
+    if pipeline.threads:
+        options.threading.private_threadpool_size = pipeline.threads
+    return data.with_options(options)
+
+
+def describe(training: Any, model: Any) -> dict[str, Any]:
+    """The speed settings in force, for run.json (`jit_compile` as Keras resolved it)."""
+    pipeline = training.pipeline
+    return {
+        "steps_per_execution": training.steps_per_execution,
+        "jit_compile": bool(model.jit_compile),
+        "precision": training.precision,
+        "input": "keras arrays" if pipeline is None else "cbrun tf.data",
+        "pipeline": None if pipeline is None else pipeline.model_dump(),
+    }
