@@ -165,6 +165,25 @@ def show(run_dir: RunDirArg) -> None:
     _print(show_run(run_dir))
 
 
+@app.command()
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Two or more run directories.")],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="PNG to write (default: a new compare-<time>.png here)."),
+    ] = None,
+) -> None:
+    """Config differences and metrics side by side (stderr); overlay PNG path on stdout."""
+    from rich.console import Console
+
+    from cbrun.compare import compare_runs
+
+    tables, path = compare_runs(run_dirs, output)
+    Console(stderr=True, highlight=False).print(tables)
+    if path is not None:
+        _stdout(str(path))
+
+
 def main() -> None:
     """Entry point: user errors print one message and exit 2; CBRUN_DEBUG=1 adds tracebacks."""
     try:
