@@ -34,9 +34,9 @@ class _Loader(yaml.SafeLoader):
             if key in seen:
                 first = seen[key].start_mark.line + 1
                 raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
                     f"duplicate key `{key}` (first defined on line {first})",
-                    seen[key].start_mark,
-                    f"duplicate key `{key}`",
                     key_node.start_mark,
                 )
             seen[key] = key_node
@@ -195,5 +195,5 @@ def _yaml_message(error: yaml.MarkedYAMLError, source: str) -> str:
             f"{where}: the tag `{tag}` is not allowed: experiment files are plain data and "
             "never construct Python objects"
         )
-    context = f" ({error.context})" if error.context and "duplicate" not in problem else ""
+    context = f" ({error.context})" if error.context else ""
     return f"{where}: invalid YAML: {problem}{context}"

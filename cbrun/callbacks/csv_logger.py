@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -27,6 +28,6 @@ class CsvLoggerParams(CallbackParams):
 def csv_logger(params: CsvLoggerParams, ctx: BuildContext) -> Any:
     import keras
 
-    return keras.callbacks.CSVLogger(
-        ctx.path(params.filename), separator=params.separator, append=params.append
-    )
+    path = Path(ctx.path(params.filename))
+    path.parent.mkdir(parents=True, exist_ok=True)  # Keras does not create the folder
+    return keras.callbacks.CSVLogger(str(path), separator=params.separator, append=params.append)
