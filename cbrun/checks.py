@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cbrun import callback_checks
 from cbrun.errors import ConfigError
 from cbrun.yamlio import Document
 
@@ -11,13 +12,17 @@ from cbrun.yamlio import Document
 def check(config: Any, document: Document) -> None:
     """Raise one ConfigError listing every cross-section conflict in `config`."""
     problems: list[str] = []
-    for item_check in (_lr_callbacks_need_a_plain_learning_rate, _split_fractions_leave_training):
+    for item_check in (
+        _lr_callbacks_need_a_plain_learning_rate,
+        _split_fractions_leave_training,
+        callback_checks.swap_ema_weights_needs_ema,
+        callback_checks.one_learning_rate_driver,
+        callback_checks.monitors_are_logged,
+        callback_checks.output_paths_are_distinct,
+    ):
         problems.extend(item_check(config, document))
     if problems:
         raise ConfigError(problems, source=document.source)
-
-
-LR_DRIVING_CALLBACKS = {"learning_rate_scheduler", "reduce_lr_on_plateau"}
 
 
 def _lr_callbacks_need_a_plain_learning_rate(config: Any, document: Document) -> list[str]:
@@ -29,7 +34,7 @@ def _lr_callbacks_need_a_plain_learning_rate(config: Any, document: Document) ->
         f"a `{config.compile.optimizer.learning_rate.type}` schedule, which Keras cannot "
         "change. Use a number for compile.optimizer.learning_rate, or drop this callback."
         for index, item in enumerate(config.callbacks)
-        if item.type in LR_DRIVING_CALLBACKS
+        if item.type in callback_checks.LR_DRIVING_CALLBACKS
     ]
 
 

@@ -166,6 +166,19 @@ callbacks = Registry(
         "cbrun.callbacks.csv_logger",
         "cbrun.callbacks.tensorboard",
         "cbrun.callbacks.learning_rate_scheduler",
+        "cbrun.callbacks.overfitting_guard",
+        "cbrun.callbacks.timing_logger",
+        "cbrun.callbacks.gradient_norm_logger",
+        "cbrun.callbacks.prediction_snapshots",
+        "cbrun.callbacks.magnitude_pruning",
+        "cbrun.callbacks.augmentation_schedule",
+        "cbrun.callbacks.metrics_jsonl",
+        "cbrun.callbacks.reduce_lr_on_plateau",
+        "cbrun.callbacks.terminate_on_nan",
+        "cbrun.callbacks.backup_and_restore",
+        "cbrun.callbacks.lambda_hooks",
+        "cbrun.callbacks.swap_ema_weights",
+        "cbrun.callbacks.user_class",
     ),
 )
 models = Registry(
@@ -183,4 +196,6 @@ datasets = Registry(
         "cbrun.data.digits",
     ),
 )
-schedules = Registry("schedule", "cbrun.schedules", ("cbrun.schedules.builtin",))
+schedules = Registry(
+    "schedule", "cbrun.schedules", ("cbrun.schedules.builtin", "cbrun.schedules.imported")
+)

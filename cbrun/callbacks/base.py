@@ -62,6 +62,10 @@ class CallbackParams(StrictModel):
         """Names this callback adds to each epoch's logs, so that a `monitor` may watch them."""
         return []
 
+    def watched_metrics(self) -> list[tuple[str, str]]:
+        """(param, metric) pairs this callback reads from the epoch logs; checked up front."""
+        return []
+
 
 class MonitorParams(CallbackParams):
     """Params of callbacks that watch a metric."""
@@ -74,6 +78,9 @@ class MonitorParams(CallbackParams):
     @property
     def resolved_mode(self) -> Literal["min", "max"]:
         return resolve_mode(self.monitor, self.mode)
+
+    def watched_metrics(self) -> list[tuple[str, str]]:
+        return [("monitor", self.monitor)]
 
 
 @dataclass

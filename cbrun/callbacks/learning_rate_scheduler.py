@@ -27,7 +27,7 @@ def learning_rate_scheduler(params: LearningRateSchedulerParams, ctx: BuildConte
     import keras
 
     formula = registry.schedules.get(params.schedule.type).factory(params.schedule)
-    initial = params.schedule.initial_learning_rate or float(
+    initial = getattr(params.schedule, "initial_learning_rate", None) or float(
         ctx.config.compile.optimizer.learning_rate
     )
     return keras.callbacks.LearningRateScheduler(

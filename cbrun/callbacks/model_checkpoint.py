@@ -37,6 +37,14 @@ class ModelCheckpointParams(MonitorParams):
     def output_paths(self) -> list[str]:
         return [self.filepath]
 
+    def watched_metrics(self) -> list[tuple[str, str]]:
+        """Metrics named in `filepath`, and `monitor` when it decides what is saved."""
+        fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f]
+        watched = [("filepath", f) for f in fields if f not in ("epoch", "batch")]
+        if self.save_best_only or self.initial_value_threshold is not None:
+            watched.append(("monitor", self.monitor))
+        return watched
+
     @model_validator(mode="after")
     def _keras_accepts_the_path(self) -> ModelCheckpointParams:
         fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f is not None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -12,6 +12,8 @@ from cbrun.registry import datasets
 
 class DigitsParams(DataParams):
     """Handwritten digits 0-9 bundled with scikit-learn (1,797 samples of 8x8 pixels)."""
+
+    task: ClassVar[str] = "classification"
 
     type: Literal["digits"]
     as_images: bool = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, NonNegativeFloat, PositiveInt
@@ -13,6 +13,8 @@ from cbrun.registry import datasets
 
 class SyntheticClassificationParams(DataParams):
     """Seeded Gaussian blobs, one per class, for smoke runs and tests."""
+
+    task: ClassVar[str] = "classification"
 
     type: Literal["synthetic_classification"]
     samples: PositiveInt = Field(1000, description="Number of samples.")
@@ -25,6 +27,8 @@ class SyntheticClassificationParams(DataParams):
 
 class SyntheticRegressionParams(DataParams):
     """Seeded linear regression targets with Gaussian noise, for smoke runs and tests."""
+
+    task: ClassVar[str] = "regression"
 
     type: Literal["synthetic_regression"]
     samples: PositiveInt = Field(1000, description="Number of samples.")
