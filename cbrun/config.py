@@ -237,7 +237,8 @@ def _message(error: dict[str, Any], document: Document, path: KeyPath, fields: A
             reg.unknown_message(tag)
             if reg
             else (
-                f"unknown type `{tag}`.{did_you_mean(tag, expected)} Available: {', '.join(expected)}"
+                f"unknown type `{tag}`.{did_you_mean(tag, expected)} "
+                f"Available: {', '.join(expected)}"
             )
         )
         return f"{where}: {format_path(path + ('type',))}: {message}"

@@ -55,8 +55,12 @@ def runs_dir(tmp_path: Path) -> Path:
 def make_config(tmp_path: Path, runs_dir: Path):
     """Write TINY merged with `updates` (or raw `text`) to a YAML file; runs go to tmp."""
 
-    def make(updates: dict[str, Any] | None = None, *, text: str | None = None,
-             name: str = "experiment.yaml") -> Path:
+    def make(
+        updates: dict[str, Any] | None = None,
+        *,
+        text: str | None = None,
+        name: str = "experiment.yaml",
+    ) -> Path:
         path = tmp_path / name
         if text is None:
             data = merge(TINY, updates or {})
@@ -94,12 +98,16 @@ def cli(capsys, monkeypatch):
     return run
 
 
-def run_subprocess(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-                   timeout: float = 300) -> subprocess.CompletedProcess:
+def run_subprocess(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`python -m cbrun ARGS...` in a fresh interpreter: only where the process is the subject."""
     return subprocess.run(
         [sys.executable, "-m", "cbrun", *map(str, args)],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
     )
 

@@ -4,6 +4,7 @@ import json
 
 import jsonschema
 import pytest
+
 from cbrun.yamlio import load_yaml
 from conftest import ROOT
 
