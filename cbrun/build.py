@@ -23,6 +23,8 @@ def import_keras(seed: int | None = None) -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     import keras
 
+    import cbrun.layers  # noqa: F401  (registers cbrun's layers, so saved models load)
+
     if seed is not None:
         keras.utils.set_random_seed(seed)
     return keras
@@ -47,6 +49,9 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
         sys.path.insert(0, str(config_dir))
     with dtype_policy(config.training.precision):
         model = registry.models.get(config.model.type).factory(config.model, dataset)
+    for params in config.callbacks:  # callbacks that add layers, e.g. augmentation
+        if hasattr(params, "prepare_model"):
+            model = params.prepare_model(model, dataset, config.experiment.seed)
     resolve_compile_defaults(config, dataset)
     try:
         model.compile(

@@ -1,0 +1,91 @@
+"""Stop training when the validation loss pulls away from the training loss."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+
+from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.errors import CbrunError
+from cbrun.registry import callbacks
+
+
+class OverfittingGuardParams(CallbackParams):
+    """Stop when val_loss / loss exceeds a ratio for N consecutive epochs; records why.
+
+    Example: `{type: overfitting_guard, ratio: 1.5, patience: 3}` stops after the third epoch
+    in a row whose validation loss is more than 1.5 times the training loss.
+    """
+
+    type: Literal["overfitting_guard"]
+    ratio: float = Field(1.5, gt=1, description="Stop when val_metric / metric exceeds this.")
+    patience: PositiveInt = Field(3, description="Consecutive epochs above the ratio to stop.")
+    start_from_epoch: NonNegativeInt = Field(
+        0, description="Epochs to let pass before watching (warm-up)."
+    )
+    metric: str = Field("loss", min_length=1, description="Training metric (the denominator).")
+    val_metric: str = Field(
+        "val_loss", min_length=1, description="Validation metric (the numerator)."
+    )
+
+    @model_validator(mode="after")
+    def _names_pair_up(self) -> OverfittingGuardParams:
+        if self.metric.startswith("val_"):
+            raise ValueError(f"metric must be a training metric, got `{self.metric}`")
+        if not self.val_metric.startswith("val_"):
+            raise ValueError(
+                f"val_metric must be a validation metric starting with `val_`, "
+                f"got `{self.val_metric}` (did you mean `val_{self.val_metric}`?)"
+            )
+        return self
+
+
+@callbacks.register("overfitting_guard", OverfittingGuardParams)
+def overfitting_guard(params: OverfittingGuardParams, ctx: BuildContext) -> Any:
+    import keras
+
+    if ctx.dataset.validation is None:
+        raise CbrunError(
+            f"needs validation data to compare `{params.val_metric}` with `{params.metric}`; "
+            "set data.split.validation above 0 (or data.validation_path)"
+        )
+
+    class OverfittingGuard(keras.callbacks.Callback):
+        """Counts epochs whose ratio is above the limit; stops the model after `patience`."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.stop_reason: str | None = None
+            self.stopped_epoch = 0
+            self.ratios: list[float | None] = []
+            self._above = 0
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            self.stop_reason, self.stopped_epoch, self.ratios, self._above = None, 0, [], 0
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            logs = logs or {}
+            if params.metric not in logs:
+                raise CbrunError(
+                    f"overfitting_guard: metric `{params.metric}` is not logged; "
+                    f"available: {', '.join(sorted(logs))}"
+                )
+            if params.val_metric not in logs:
+                self.ratios.append(None)  # no validation this epoch (validation_freq > 1)
+                return
+            ratio = float(logs[params.val_metric]) / max(float(logs[params.metric]), 1e-12)
+            self.ratios.append(ratio)
+            if epoch < params.start_from_epoch:
+                return
+            self._above = self._above + 1 if ratio > params.ratio else 0
+            if self._above >= params.patience:
+                self.model.stop_training = True
+                self.stopped_epoch = epoch + 1
+                self.stop_reason = (
+                    f"overfitting_guard: {params.val_metric} / {params.metric} was above "
+                    f"{params.ratio:g} for {params.patience} epochs in a row (last {ratio:.3g}); "
+                    f"stopped after epoch {epoch + 1}"
+                )
+
+    return OverfittingGuard()

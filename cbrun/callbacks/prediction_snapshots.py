@@ -1,0 +1,173 @@
+"""Plot predictions on a fixed validation sample every N epochs; an animated GIF at the end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.errors import CbrunError
+from cbrun.registry import callbacks
+from cbrun.schema import RunPath
+
+GIF_NAME = "predictions.gif"
+
+
+class PredictionSnapshotsParams(CallbackParams):
+    """Every N epochs plot predictions on a fixed validation sample to PNG; a GIF at the end.
+
+    Image classification: a grid of the images with predicted and true labels (wrong ones in
+    red). Tabular classification: the predicted class probabilities of each sample, with its
+    true class marked. Regression: predicted against true values. Writes
+    `<directory>/epoch_NNN.png` and, when training ends, `<directory>/predictions.gif`.
+    """
+
+    type: Literal["prediction_snapshots"]
+    every: PositiveInt = Field(1, description="Plot every N epochs.")
+    samples: PositiveInt = Field(
+        16, le=400, description="Validation samples in the fixed sample (at most 400)."
+    )
+    directory: RunPath = Field("snapshots", description="Folder for the PNGs and the GIF.")
+    frame_seconds: PositiveFloat = Field(0.6, description="How long the GIF shows each frame.")
+
+    def output_paths(self) -> list[str]:
+        return [self.directory.rstrip("/") + "/"]
+
+
+def _probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Softmax outputs as they are; logits (rows not summing to 1) through a softmax."""
+    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-3):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=80, layout="constrained")
+
+
+def plot_images(x: np.ndarray, y: np.ndarray, probabilities: np.ndarray, names: list[str]) -> Any:
+    """A grid of images titled `predicted (probability) / true`, wrong predictions in red."""
+    columns = int(np.ceil(np.sqrt(len(x))))
+    rows = int(np.ceil(len(x) / columns))
+    figure = _figure(1.4 * columns, 1.55 * rows + 0.3)
+    predicted = probabilities.argmax(axis=1)
+    for index, image in enumerate(x):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        shown = image[..., 0] if image.shape[-1] == 1 else image
+        axes.imshow(shown, cmap="gray" if shown.ndim == 2 else None)
+        right = predicted[index] == y[index]
+        axes.set_title(
+            f"{names[predicted[index]]} ({probabilities[index].max():.2f}) / {names[y[index]]}",
+            fontsize=7,
+            color="black" if right else "red",
+        )
+        axes.set_axis_off()
+    return figure
+
+
+def plot_class_probabilities(y: np.ndarray, probabilities: np.ndarray, names: list[str]) -> Any:
+    """Each sample's predicted class probabilities as a heat map row; the true class boxed."""
+    figure = _figure(1.2 + 0.45 * len(names), 1.0 + 0.22 * len(y))
+    axes = figure.add_subplot()
+    image = axes.imshow(probabilities, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    axes.scatter(y, np.arange(len(y)), marker="s", s=60, facecolors="none", edgecolors="red")
+    axes.set_xticks(range(len(names)), names, fontsize=7)
+    axes.set_yticks([])
+    axes.set_xlabel("class (red box: true class)")
+    axes.set_ylabel("validation samples")
+    figure.colorbar(image, ax=axes, label="predicted probability")
+    return figure
+
+
+def plot_regression(y: np.ndarray, predicted: np.ndarray) -> Any:
+    """Predicted against true values with the diagonal of perfect predictions."""
+    figure = _figure(4.2, 4.2)
+    axes = figure.add_subplot()
+    true, guess = y.ravel(), predicted.ravel()
+    low, high = float(min(true.min(), guess.min())), float(max(true.max(), guess.max()))
+    axes.plot([low, high], [low, high], color="gray", linestyle=":", linewidth=1)
+    axes.scatter(true, guess, s=12)
+    axes.set_xlabel("true")
+    axes.set_ylabel("predicted")
+    axes.grid(True, alpha=0.3)
+    return figure
+
+
+def assemble_gif(frames: list[Path], path: Path, frame_seconds: float) -> None:
+    """An endlessly looping GIF of the PNG `frames`, in order."""
+    from PIL import Image
+
+    images = [Image.open(frame).convert("RGB") for frame in frames]
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=int(frame_seconds * 1000),
+        loop=0,
+    )
+
+
+@callbacks.register("prediction_snapshots", PredictionSnapshotsParams)
+def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -> Any:
+    import keras
+
+    dataset = ctx.dataset
+    if dataset.validation is None:
+        raise CbrunError(
+            "needs validation data to plot; set data.split.validation above 0 "
+            "(or data.validation_path)"
+        )
+    x_val, y_val = dataset.validation
+    rng = np.random.default_rng(ctx.config.experiment.seed)
+    chosen = np.sort(rng.permutation(len(x_val))[: params.samples])
+    x, y = x_val[chosen], y_val[chosen]
+    names = dataset.class_names or [str(c) for c in range(dataset.output_units)]
+    images = len(dataset.input_shape) == 3 and dataset.input_shape[-1] in (1, 3)
+    directory = Path(ctx.path(params.directory))
+
+    class PredictionSnapshots(keras.callbacks.Callback):
+        """Predicts the fixed sample in inference mode and saves one figure per snapshot."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.frames: list[Path] = []
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.frames = []
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            if (epoch + 1) % params.every:
+                return
+            outputs = np.asarray(self.model.predict_on_batch(x), dtype="float64")
+            if dataset.task == "classification":
+                probabilities = _probabilities(outputs.reshape(len(x), -1))
+                figure = (
+                    plot_images(x, y, probabilities, names)
+                    if images
+                    else plot_class_probabilities(y, probabilities, names)
+                )
+                accuracy = float(np.mean(probabilities.argmax(axis=1) == y))
+                title = f"epoch {epoch + 1}: accuracy {accuracy:.2f} on {len(x)} samples"
+            else:
+                figure = plot_regression(y, outputs)
+                error = float(np.mean(np.abs(outputs.reshape(y.shape) - y)))
+                title = f"epoch {epoch + 1}: mean absolute error {error:.3g}"
+            if images:
+                title += " (each: predicted (probability) / true)"
+            figure.suptitle(title, fontsize=9)
+            frame = directory / f"epoch_{epoch + 1:03d}.png"
+            figure.savefig(frame)
+            self.frames.append(frame)
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            if self.frames:
+                assemble_gif(self.frames, directory / GIF_NAME, params.frame_seconds)
+
+    return PredictionSnapshots()
