@@ -50,12 +50,39 @@ def train(
         typer.Option(help="Where to create the run directory (default: output.runs_dir)."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the run dir.")] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print one JSON line (run dir, status, metrics, exit_code) instead of the run "
+            "dir. Exit codes: 0 completed, 1 training failed, 2 invalid config or input.",
+        ),
+    ] = False,
 ) -> None:
     """Train an experiment and print the run directory it made (on stdout)."""
     from cbrun.training import train as run_training
 
-    result = run_training(config, set_ or [], smoke=smoke, runs_dir=runs_dir, quiet=quiet)
-    _stdout(str(result.run_dir))
+    try:
+        result = run_training(config, set_ or [], smoke=smoke, runs_dir=runs_dir, quiet=quiet)
+    except CbrunError as error:
+        if as_json:
+            _stdout(
+                json.dumps(
+                    {
+                        "path": None,
+                        "status": "invalid",
+                        "exit_code": error.exit_code,
+                        "error": error.render(),
+                    }
+                )
+            )
+        raise
+    if as_json:
+        from cbrun.runs import read_run
+
+        _stdout(json.dumps({**read_run(result.run_dir).row(), "exit_code": result.exit_code}))
+    else:
+        _stdout(str(result.run_dir))
     raise typer.Exit(result.exit_code)
 
 

@@ -81,7 +81,9 @@ class RunInfo:
                 k: {"value": v.get("best"), "epoch": v.get("best_epoch")}
                 for k, v in monitors.items()
             },
+            "final_metrics": record.get("final_metrics") or {},
             "test_metrics": self.test_metrics,
+            "error": record.get("error"),
             "problems": self.problems,
         }
 
