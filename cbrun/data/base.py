@@ -180,24 +180,25 @@ def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Array
 def split_arrays(
     x: np.ndarray, y: np.ndarray, split: SplitParams, seed: int, stratify: bool
 ) -> tuple[Arrays, Arrays | None, Arrays | None]:
-    """Seeded split into train, validation and test; stratified by label when asked."""
-    rng = np.random.default_rng(seed)
-    groups = (
-        [np.flatnonzero(y == label) for label in np.unique(y)]
-        if (stratify and split.stratify)
-        else [np.arange(len(y))]
-    )
-    parts: dict[str, list[np.ndarray]] = {"train": [], "validation": [], "test": []}
-    for group in groups:
-        group = rng.permutation(group)
-        n_test = int(round(len(group) * split.test))
-        n_val = int(round(len(group) * split.validation))
-        parts["test"].append(group[:n_test])
-        parts["validation"].append(group[n_test : n_test + n_val])
-        parts["train"].append(group[n_test + n_val :])
+    """Seeded split into train, validation and test of exactly the requested sizes.
 
-    def take(name: str) -> Arrays | None:
-        index = np.sort(np.concatenate(parts[name]))
+    Stratified by label when asked: samples are ordered by their relative position inside
+    their own (shuffled) class, so any prefix of the order holds each class in proportion.
+    """
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    if stratify and split.stratify:
+        position = np.empty(len(y))
+        for label in np.unique(y):
+            members = order[y[order] == label]
+            position[members] = (np.arange(len(members)) + rng.random()) / len(members)
+        order = order[np.argsort(position[order], kind="stable")]
+    n_test = int(round(len(y) * split.test))
+    n_val = int(round(len(y) * split.validation))
+
+    def take(index: np.ndarray) -> Arrays | None:
+        index = np.sort(index)
         return (x[index], y[index]) if len(index) else None
 
-    return take("train") or (x[:0], y[:0]), take("validation"), take("test")
+    train = take(order[n_test + n_val :]) or (x[:0], y[:0])
+    return train, take(order[n_test : n_test + n_val]), take(order[:n_test])
