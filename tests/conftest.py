@@ -115,3 +115,15 @@ def run_subprocess(
 def run_dirs(runs_dir: Path) -> list[Path]:
     """Every run directory (`runs/<experiment>/<stamp>`) under a runs folder, finished or not."""
     return sorted(p for p in runs_dir.glob("*/*") if p.is_dir()) if runs_dir.exists() else []
+
+
+def train_tiny(folder: Path, updates: dict[str, Any], name: str = "experiment.yaml") -> Any:
+    """Train TINY merged with `updates` in-process, runs under `folder`; for module fixtures."""
+    from cbrun.training import train
+
+    config = folder / name
+    data = merge(TINY, {"output": {"runs_dir": str(folder / "runs")}, **updates})
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = train(config, quiet=True)
+    assert result.exit_code == 0, result.record.get("error")
+    return result
