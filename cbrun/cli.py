@@ -211,6 +211,74 @@ def compare(
         _stdout(str(path))
 
 
+ListOption = Optional[list[str]]  # noqa: UP045
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(
+            help="Experiment YAML file (its `sweep:` section is read too).", show_default=False
+        ),
+    ] = None,
+    set_: SetOption = None,
+    grid: Annotated[
+        ListOption, typer.Option(help="KEY=V1,V2,... values to try (read as YAML; repeatable).")
+    ] = None,
+    random: Annotated[
+        ListOption,
+        typer.Option(help="KEY=DIST: uniform(a,b), loguniform(a,b), randint(a,b), choice(...)."),
+    ] = None,
+    trials: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Random draws per grid combination."),
+    ] = None,
+    metric: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Ranks trials: best epoch of a history metric, or test_<metric>."),
+    ] = None,
+    direction: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="min or max (default: from the metric's name)."),
+    ] = None,
+    workers: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Trials at once (local default 1; Ray: as resources allow)."),
+    ] = None,
+    backend: Annotated[str, typer.Option(help="local (process pool) or ray.")] = "local",
+    address: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Ray cluster to join (default: start a private local instance)."),
+    ] = None,
+    cpus_per_trial: Annotated[float, typer.Option(min=0, help="Ray CPUs per trial.")] = 1.0,
+    gpus_per_trial: Annotated[float, typer.Option(min=0, help="Ray GPUs per trial.")] = 0.0,
+    runs_dir: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Where the sweep directory goes (default: output.runs_dir)."),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A sweep directory: run again the trials that did not complete."),
+    ] = None,
+) -> None:
+    """Run a grid/random search as ordinary runs; ranks them and prints the sweep directory."""
+    from cbrun.sweeps.executors import Resources
+    from cbrun.sweeps.runner import sweep_command
+
+    resources = Resources(workers, backend, address, cpus_per_trial, gpus_per_trial)
+    search = {
+        "grid": grid or [],
+        "random": random or [],
+        "trials": trials,
+        "metric": metric,
+        "direction": direction,
+    }
+    result = sweep_command(config, set_ or [], search, resources, runs_dir, resume)
+    _stdout(str(result.sweep_dir))
+    raise typer.Exit(result.exit_code)
+
+
 def main() -> None:
     """Entry point: user errors print one message and exit 2; CBRUN_DEBUG=1 adds tracebacks."""
     try:

@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model
 
 from cbrun import registry
+from cbrun.distribution import DistributionSection
 from cbrun.errors import CbrunError, ConfigError, did_you_mean
 from cbrun.optimizers import OptimizerSection
 from cbrun.schema import InputFile, StrictModel
 from cbrun.speed import PipelineSection, Precision
+from cbrun.sweeps.space import SweepSection
 from cbrun.yamlio import Document, KeyPath, apply_overrides, format_path, load_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -97,6 +99,10 @@ class ExperimentBase(StrictModel):
     output: OutputSection = Field(default_factory=OutputSection)
     compile: CompileSection = Field(default_factory=CompileSection)
     training: TrainingSection = Field(default_factory=TrainingSection)
+    distribution: DistributionSection = Field(default_factory=DistributionSection)
+    sweep: SweepSection | None = Field(
+        None, description="A search run by `cbrun sweep`; `cbrun train` ignores it."
+    )
 
 
 @functools.cache

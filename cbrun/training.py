@@ -19,6 +19,8 @@ from cbrun.build import build_callbacks, build_dataset, build_model, import_kera
 from cbrun.callbacks.base import resolve_mode
 from cbrun.config import load_config, resolved_dict
 from cbrun.console import Reporter, format_metrics, format_number
+from cbrun.distribution import describe as describe_strategy
+from cbrun.distribution import make_strategy
 from cbrun.report import add_pictures
 from cbrun.rundir import (
     CONFIG_FILE,
@@ -55,9 +57,11 @@ def train(
 ) -> TrainResult:
     """Train the experiment in `config_path`; user errors raise CbrunError before any run dir."""
     config, _ = load_config(config_path, overrides, smoke=smoke)
+    strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
     import_keras(config.experiment.seed)
     dataset = build_dataset(config)
-    model = build_model(config, dataset, config_dir=config_path.resolve().parent)
+    with strategy.scope():  # the model's and optimizer's variables live on every replica
+        model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 
     run_dir = create_run_dir(Path(runs_dir or config.output.runs_dir), config.experiment.name)
     try:
@@ -80,6 +84,7 @@ def train(
         "epochs_completed": 0,
         "data": dataset.summary(),
         "speed": speed.describe(config.training, model),
+        "distribution": describe_strategy(config.distribution, strategy),
         **environment(),
     }
     write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
@@ -101,6 +106,8 @@ def train(
         + ", ".join(f"{k} {v}" for k, v in dataset.summary()["samples"].items())
         + f"; model {config.model.type} ({model.count_params():,} parameters)"
     )
+    if config.sweep is not None:
+        reporter.print("note: `train` ignores the `sweep:` section; `cbrun sweep` runs it")
     try:
         history = _fit(model, config, dataset, callbacks, run_dir, record, reporter)
         record.update(_outcome(config, history, callbacks))

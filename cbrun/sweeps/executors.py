@@ -1,0 +1,135 @@
+"""Where trials run: a local pool of `cbrun train` processes, or Ray tasks on a cluster.
+
+Every trial is a fresh `python -m cbrun train` process, so no TensorFlow state (seeds, devices,
+memory) leaks from one trial to the next, whichever executor starts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from cbrun.errors import CbrunError
+
+RAY_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # trials return a few lines; Ray's minimum is 75 MiB
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What one trial process needs: the config, its overrides, and where runs go."""
+
+    index: int
+    config: str
+    overrides: list[str]
+    runs_dir: str
+
+
+@dataclass(frozen=True)
+class Resources:
+    """How trials are scheduled: how many at once, and what each asks Ray for."""
+
+    workers: int | None = None
+    backend: str = "local"
+    address: str | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+
+
+def run_trial(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any]:
+    """Train one trial in a fresh `cbrun train` process; returns its exit code, run dir, error."""
+    command = [sys.executable, "-m", "cbrun", "train", config, "--quiet", "--runs-dir", runs_dir]
+    for override in overrides:
+        command += ["--set", override]
+    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    printed = done.stdout.strip().splitlines()
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    last_line = ([line for line in done.stderr.splitlines() if line.strip()] or [None])[-1]
+    return {
+        "exit_code": done.returncode,
+        "run_dir": printed[-1] if printed else None,
+        "error": errors[-1].removeprefix("error: ") if errors else last_line,
+    }
+
+
+def execute(
+    jobs: list[TrialJob], resources: Resources, report: Callable[[int, dict[str, Any]], None]
+) -> None:
+    """Run every job with the chosen backend; `report(index, outcome)` as each one finishes."""
+    runner = _ray_outcomes if resources.backend == "ray" else _local_outcomes
+    for index, outcome in runner(jobs, resources):
+        report(index, outcome)
+
+
+def _local_outcomes(jobs: list[TrialJob], resources: Resources) -> Iterator[tuple[int, dict]]:
+    """Up to `workers` trial processes at a time (threads only wait on the processes)."""
+    with ThreadPoolExecutor(max_workers=resources.workers or 1) as pool:
+        futures = {
+            pool.submit(run_trial, job.config, job.overrides, job.runs_dir): job.index
+            for job in jobs
+        }
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _ray_outcomes(jobs: list[TrialJob], resources: Resources) -> Iterator[tuple[int, dict]]:
+    """One Ray task per trial, with its CPU/GPU request; at most `workers` in flight if given."""
+    ray = import_ray()
+    _start_ray(ray, resources)
+    try:
+        task = ray.remote(
+            num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0
+        )(run_trial)
+        waiting = list(jobs)
+        running: dict[Any, int] = {}
+        limit = resources.workers or len(jobs)
+        while waiting or running:
+            while waiting and len(running) < limit:
+                job = waiting.pop(0)
+                running[task.remote(job.config, job.overrides, job.runs_dir)] = job.index
+            finished, _ = ray.wait(list(running), num_returns=1)
+            for ref in finished:
+                index = running.pop(ref)
+                try:
+                    yield index, ray.get(ref)
+                except ray.exceptions.RayError as error:
+                    yield index, {"exit_code": None, "run_dir": None, "error": str(error)}
+    finally:
+        ray.shutdown()
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise CbrunError(
+            "--backend ray needs Ray, which is not installed",
+            hint='pip install "cbrun[ray]"',
+        ) from None
+    return ray
+
+
+def _start_ray(ray: Any, resources: Resources) -> None:
+    """Connect to `address`, or start a private local instance reachable only on loopback."""
+    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    try:
+        if resources.address:
+            ray.init(address=resources.address, **quiet)
+            return
+        cpus = max(1, round((resources.workers or os.cpu_count() or 1) * resources.cpus_per_trial))
+        ray.init(
+            address="local",
+            num_cpus=cpus,
+            num_gpus=None if resources.gpus_per_trial else 0,
+            include_dashboard=False,
+            object_store_memory=RAY_OBJECT_STORE_BYTES,
+            _node_ip_address="127.0.0.1",
+            **quiet,
+        )
+    except ConnectionError as error:
+        raise CbrunError(f"--address {resources.address}: cannot connect to Ray: {error}") from None

@@ -1,0 +1,340 @@
+"""Run a sweep: validate every trial, run them, keep `sweep.json` current, rank and report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from cbrun.config import load_config
+from cbrun.console import format_number
+from cbrun.errors import CbrunError
+from cbrun.rundir import (
+    RUN_RECORD,
+    Stopwatch,
+    create_run_dir,
+    read_json,
+    utc_now,
+    write_json_atomic,
+    write_text_atomic,
+)
+from cbrun.sweeps.executors import Resources, TrialJob, execute
+from cbrun.sweeps.space import (
+    SweepSection,
+    Trial,
+    expand,
+    parse_grid_flag,
+    parse_random_flag,
+)
+
+SWEEP_RECORD = "sweep.json"
+SUMMARY_CSV = "summary.csv"
+PLOT_FILE = "metric_vs_params.png"
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    record: dict[str, Any]
+    exit_code: int
+
+
+def start_sweep(
+    config_path: Path,
+    overrides: list[str],
+    sweep: SweepSection,
+    resources: Resources,
+    runs_dir: Path | None = None,
+) -> SweepResult:
+    """Expand `sweep` over the config, check every trial, then run them in a new sweep dir."""
+    config, _ = load_config(config_path, overrides)
+    trials = expand(sweep.checked(), config.experiment.seed)
+    config_file = str(config_path.resolve())
+    _validate_trials(config_file, overrides, trials)
+    parent = Path(runs_dir or config.output.runs_dir).resolve() / config.experiment.name
+    sweep_dir = create_run_dir(parent, "sweeps")
+    record = {
+        "status": "running",
+        "experiment": config.experiment.name,
+        "config": config_file,
+        "overrides": list(overrides),
+        "metric": sweep.metric,
+        "direction": sweep.resolved_direction,
+        "search": sweep.model_dump(mode="json"),
+        "started_at": utc_now(),
+        "trials": [
+            {"trial": t.name, "params": t.params, "status": "pending", "attempts": 0}
+            for t in trials
+        ],
+    }
+    return _run(sweep_dir, record, resources)
+
+
+def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
+    """Run again every trial of `sweep_dir` that did not complete; completed ones are kept."""
+    record = read_json(sweep_dir / SWEEP_RECORD)
+    trials = [Trial(i, item["params"]) for i, item in enumerate(record["trials"])]
+    todo = [t for t in trials if record["trials"][t.index]["status"] != "completed"]
+    _validate_trials(record["config"], record["overrides"], todo)
+    record["status"] = "running"
+    return _run(sweep_dir, record, resources)
+
+
+def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]) -> None:
+    """Load every trial's config before any runs: the first bad one names the trial and key."""
+    for trial in trials:
+        try:
+            load_config(Path(config_file), overrides + trial.overrides())
+        except CbrunError as error:
+            raise CbrunError(
+                f"{trial.name} ({_params_text(trial.params)}): {error.message}", hint=error.hint
+            ) from None
+
+
+def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> SweepResult:
+    console = Console(stderr=True, highlight=False)
+    items = record["trials"]
+    todo = [i for i, item in enumerate(items) if item["status"] != "completed"]
+    record["backend"] = {
+        "name": resources.backend,
+        "workers": resources.workers,
+        "address": resources.address,
+        "cpus_per_trial": resources.cpus_per_trial,
+        "gpus_per_trial": resources.gpus_per_trial,
+    }
+    console.print(
+        f"[bold]cbrun sweep[/] {record['experiment']}: {len(todo)} of {len(items)} trials to run "
+        f"on {resources.backend}; {sweep_dir}"
+    )
+    jobs = []
+    for index in todo:
+        items[index].update(status="running", attempts=items[index]["attempts"] + 1)
+        overrides = record["overrides"] + Trial(index, items[index]["params"]).overrides()
+        jobs.append(TrialJob(index, record["config"], overrides, str(sweep_dir)))
+    write_json_atomic(sweep_dir / SWEEP_RECORD, record)
+    clock = Stopwatch()
+
+    def finished(index: int, outcome: dict[str, Any]) -> None:
+        item = items[index]
+        item.update(_trial_result(sweep_dir, outcome, record["metric"], record["direction"]))
+        done = sum(1 for i in todo if items[i]["status"] in ("completed", "failed"))
+        shown = (
+            f"{record['metric']} {format_number(item['metric'])}"
+            if item.get("metric") is not None
+            else item.get("error") or item.get("note", "")
+        )
+        console.print(f"{item['trial']} {item['status']} ({done}/{len(todo)})  {shown}")
+        write_json_atomic(sweep_dir / SWEEP_RECORD, record)
+
+    try:
+        execute(jobs, resources, finished)
+    finally:
+        for item in items:
+            if item["status"] == "running":
+                item["status"] = "interrupted"
+        failed = any(item["status"] != "completed" for item in items)
+        record.update(status="failed" if failed else "completed", ended_at=utc_now())
+        record["duration_seconds"] = clock.seconds()
+        record["ranking"] = [item["trial"] for item in _ranked(items, record["direction"])]
+        write_json_atomic(sweep_dir / SWEEP_RECORD, record)
+    write_text_atomic(sweep_dir / SUMMARY_CSV, _summary_csv(record))
+    _plot(sweep_dir, record, console)
+    console.print(_summary_table(record))
+    return SweepResult(sweep_dir, record, 1 if failed else 0)
+
+
+def _trial_result(
+    sweep_dir: Path, outcome: dict[str, Any], metric: str, direction: str
+) -> dict[str, Any]:
+    """A trial's status, run dir, error and metric, read from the run directory it made."""
+    result: dict[str, Any] = {
+        "status": "failed",
+        "exit_code": outcome["exit_code"],
+        "metric": None,
+        "metric_epoch": None,
+    }
+    run_dir = Path(outcome["run_dir"]) if outcome.get("run_dir") else None
+    if run_dir is None or not (run_dir / RUN_RECORD).is_file():
+        result["error"] = outcome.get("error") or "the trial made no run directory"
+        if run_dir is not None:
+            result["error"] += (
+                f" (its run directory {run_dir} is not visible here: on a cluster the runs "
+                "directory must be on storage every node shares)"
+            )
+        return result
+    run = read_json(run_dir / RUN_RECORD)
+    result["run_dir"] = (
+        str(run_dir.relative_to(sweep_dir)) if run_dir.is_relative_to(sweep_dir) else str(run_dir)
+    )
+    result["duration_seconds"] = run.get("duration_seconds")
+    result["status"] = "completed" if run.get("status") == "completed" else "failed"
+    if result["status"] == "failed":
+        error = run.get("error") or {}
+        result["error"] = f"{error.get('type', '')}: {error.get('message', '')}".strip(
+            ": "
+        ) or outcome.get("error")
+        return result
+    value, epoch, note = _metric(run_dir, run, metric, direction)
+    result.update(metric=value, metric_epoch=epoch)
+    if note:
+        result["note"] = note
+    return result
+
+
+def _metric(
+    run_dir: Path, run: dict[str, Any], metric: str, direction: str
+) -> tuple[Any, Any, str | None]:
+    """The best epoch's value of a history metric, or a `test_` metric from the test split."""
+    name = metric.removeprefix("test_")
+    if metric.startswith("test_") and name in run.get("test_metrics", {}):
+        return run["test_metrics"][name], None, None
+    history = read_json(run_dir / "history.json")
+    values = [(v, i + 1) for i, v in enumerate(history.get(metric, [])) if not math.isnan(v)]
+    if not values:
+        names = [k for k in history if k != "epoch"] + [
+            f"test_{k}" for k in run.get("test_metrics", {})
+        ]
+        return None, None, f"no `{metric}` in this run; it has: {', '.join(names)}"
+    value, epoch = (min if direction == "min" else max)(values)
+    return value, epoch, None
+
+
+def _ranked(items: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
+    """Trials with a metric, best first; then the rest in trial order."""
+    scored = [item for item in items if item.get("metric") is not None]
+    scored.sort(key=lambda item: item["metric"], reverse=direction == "max")
+    return scored + [item for item in items if item.get("metric") is None]
+
+
+def _summary_csv(record: dict[str, Any]) -> str:
+    keys = list(record["trials"][0]["params"]) if record["trials"] else []
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["rank", "trial", "status", record["metric"], "epoch", *keys, "run_dir"])
+    for rank, item in enumerate(_ranked(record["trials"], record["direction"]), start=1):
+        writer.writerow(
+            [
+                rank if item.get("metric") is not None else "",
+                item["trial"],
+                item["status"],
+                item.get("metric", ""),
+                item.get("metric_epoch", ""),
+                *(item["params"].get(k) for k in keys),
+                item.get("run_dir", ""),
+            ]
+        )
+    return buffer.getvalue()
+
+
+def _summary_table(record: dict[str, Any]) -> Table:
+    items = record["trials"]
+    keys = list(items[0]["params"]) if items else []
+    title = (
+        f"sweep {record['experiment']}: {record['status']}, "
+        f"ranked by {record['metric']} ({record['direction']})"
+    )
+    table = Table(title=title)
+    for column in ("#", "trial", "status", record["metric"], *keys, "run"):
+        table.add_column(column, justify="right" if column in ("#", record["metric"]) else "left")
+    for rank, item in enumerate(_ranked(items, record["direction"]), start=1):
+        has_metric = item.get("metric") is not None
+        table.add_row(
+            str(rank) if has_metric else "",
+            item["trial"],
+            item["status"],
+            format_number(item["metric"]) if has_metric else "-",
+            *(_value_text(item["params"].get(k)) for k in keys),
+            item.get("run_dir") or (item.get("error") or "")[:60],
+        )
+    return table
+
+
+def _plot(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
+    from cbrun.sweeps.plot import plot_metric
+
+    try:
+        plot_metric(record, sweep_dir / PLOT_FILE)
+    except CbrunError as error:
+        console.print(f"[yellow]no plot:[/] {error.render()}")
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={_value_text(value)}" for key, value in params.items())
+
+
+def _value_text(value: Any) -> str:
+    return format_number(value) if isinstance(value, float) else str(value)
+
+
+def plan_search(
+    config_path: Path,
+    overrides: list[str],
+    grid: list[str],
+    random: list[str],
+    trials: int | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+) -> SweepSection:
+    """The config's `sweep:` section with the command's flags merged in (flags win per key)."""
+    config, _ = load_config(config_path, overrides)
+    search = config.sweep or SweepSection()
+    search.grid = search.grid | dict(parse_grid_flag(flag) for flag in grid)
+    search.random = search.random | dict(parse_random_flag(flag) for flag in random)
+    if trials is not None:
+        search.trials = trials
+    if metric is not None:
+        search.metric = metric
+    if direction is not None:
+        if direction not in ("min", "max"):
+            raise CbrunError(f"--direction: expected `min` or `max`, got `{direction}`")
+        search.direction = direction
+    try:
+        return SweepSection.model_validate(search.model_dump())
+    except ValidationError as error:
+        problem = error.errors(include_url=False)[0]
+        key = ".".join(map(str, problem["loc"]))
+        raise CbrunError(f"sweep.{key}: {problem['msg'].removeprefix('Value error, ')}") from None
+
+
+def sweep_command(
+    config_path: Path | None,
+    overrides: list[str],
+    search: dict[str, Any],
+    resources: Resources,
+    runs_dir: Path | None = None,
+    resume: Path | None = None,
+) -> SweepResult:
+    """`cbrun sweep`: a new sweep from a config and flags, or `--resume` of an earlier one."""
+    if resources.backend not in ("local", "ray"):
+        raise CbrunError(f"--backend: expected `local` or `ray`, got `{resources.backend}`")
+    if resources.address and resources.backend != "ray":
+        raise CbrunError("--address names a Ray cluster: add --backend ray")
+    if resume is None:
+        if config_path is None:
+            raise CbrunError("give an experiment file, or --resume SWEEP_DIR")
+        return start_sweep(
+            config_path,
+            overrides,
+            plan_search(config_path, overrides, **search),
+            resources,
+            runs_dir,
+        )
+    given = [f"--{k}" for k, v in search.items() if v] + (["--set"] if overrides else [])
+    if given or runs_dir is not None:
+        flags = ", ".join(given + (["--runs-dir"] if runs_dir else []))
+        raise CbrunError(
+            f"--resume runs the trials stored in {resume / SWEEP_RECORD}; drop {flags}"
+        )
+    record = read_json(resume / SWEEP_RECORD)
+    if config_path is not None and str(config_path.resolve()) != record["config"]:
+        raise CbrunError(
+            f"--resume {resume}: that sweep is of {record['config']}, not {config_path}"
+        )
+    return resume_sweep(resume, resources)
