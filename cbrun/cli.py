@@ -31,6 +31,20 @@ SetOption = Annotated[
 ]
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory made by `cbrun train`.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+UnsafeOption = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe",
+        help="Load a saved model that holds Python code (e.g. a Lambda layer): runs that code.",
+    ),
+]
+AllowImportsOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-imports",
+        help="Import `module:function` code named in the run directory's saved config.",
+    ),
+]
 
 
 def _stdout(text: str) -> None:
@@ -40,7 +54,10 @@ def _stdout(text: str) -> None:
 
 @app.command()
 def train(
-    config: ConfigArg,
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(help="Experiment YAML file (not with --resume).", show_default=False),
+    ] = None,
     set_: SetOption = None,
     smoke: Annotated[
         bool, typer.Option(help="CI smoke run: 1 epoch, 2 batches, 256 samples, all callbacks.")
@@ -58,12 +75,26 @@ def train(
             "dir. Exit codes: 0 completed, 1 training failed, 2 invalid config or input.",
         ),
     ] = False,
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Continue this interrupted, failed or killed run directory from its last "
+            "saved epoch.",
+            show_default=False,
+        ),
+    ] = None,
+    unsafe: UnsafeOption = False,
+    allow_imports: AllowImportsOption = False,
 ) -> None:
-    """Train an experiment and print the run directory it made (on stdout)."""
-    from cbrun.training import train as run_training
+    """Train an experiment and print the run directory it made (on stdout).
 
+    Exit codes: 0 completed, 1 failed, 2 invalid config or input, 130/143 interrupted by
+    Ctrl-C/SIGTERM (continue with --resume RUN_DIR).
+    """
     try:
-        result = run_training(config, set_ or [], smoke=smoke, runs_dir=runs_dir, quiet=quiet)
+        result = _train_or_resume(
+            config, set_ or [], smoke, runs_dir, quiet, resume, unsafe, allow_imports
+        )
     except CbrunError as error:
         if as_json:
             _stdout(
@@ -84,6 +115,34 @@ def train(
     else:
         _stdout(str(result.run_dir))
     raise typer.Exit(result.exit_code)
+
+
+def _train_or_resume(
+    config: Path | None,
+    overrides: list[str],
+    smoke: bool,
+    runs_dir: Path | None,
+    quiet: bool,
+    resume: Path | None,
+    unsafe: bool,
+    allow_imports: bool,
+):
+    if resume is None:
+        if config is None:
+            raise CbrunError("train: give an experiment file, or --resume RUN_DIR")
+        if unsafe or allow_imports:
+            raise CbrunError("train: --unsafe and --allow-imports apply only with --resume")
+        from cbrun.training import train as run_training
+
+        return run_training(config, overrides, smoke=smoke, runs_dir=runs_dir, quiet=quiet)
+    if config is not None or overrides or smoke or runs_dir is not None:
+        raise CbrunError(
+            "train --resume: continues the run with its saved config; give no config file, "
+            "--set, --smoke or --runs-dir"
+        )
+    from cbrun.resume import resume_run
+
+    return resume_run(resume, quiet=quiet, unsafe=unsafe, allow_imports=allow_imports)
 
 
 @app.command("eval")

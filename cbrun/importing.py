@@ -1,15 +1,52 @@
-"""Import `package.module:attribute` paths named in a config."""
+"""Import `package.module:attribute` paths named in a config.
+
+Code is imported only from the config the user runs. Commands that read a run directory
+(`cbrun eval`, `cbrun train --resume`) wrap their work in `imports_from_run`, which refuses
+every import path unless the user passed `--allow-imports`.
+"""
 
 from __future__ import annotations
 
 import importlib
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 from cbrun.errors import CbrunError
 
+_REFUSED_SOURCE: ContextVar[str | None] = ContextVar("cbrun_refused_source", default=None)
+
+
+@contextmanager
+def imports_from_run(run_dir: Path, allowed: bool, config_dir: str | None = None) -> Iterator[None]:
+    """Within: import paths in `run_dir`'s config are refused, or allowed from `config_dir`.
+
+    Args:
+        run_dir: the run directory whose saved config is being used.
+        allowed: the user passed `--allow-imports`.
+        config_dir: the folder of the config the run was trained from (importable if allowed).
+    """
+    if allowed and config_dir and config_dir not in sys.path:
+        sys.path.insert(0, config_dir)
+    token = _REFUSED_SOURCE.set(None if allowed else str(run_dir))
+    try:
+        yield
+    finally:
+        _REFUSED_SOURCE.reset(token)
+
 
 def import_object(path: str, key: str) -> Any:
     """The object at `module:attribute`; failures name the config key that asked for it."""
+    refused = _REFUSED_SOURCE.get()
+    if refused is not None:
+        raise CbrunError(
+            f"{key}: `{path}` is code named by the config saved in {refused}; cbrun does not "
+            "import code from a run directory unless asked to",
+            hint="if you trust that run directory, pass --allow-imports",
+        )
     module_name, _, attribute = path.partition(":")
     try:
         target: Any = importlib.import_module(module_name)

@@ -21,6 +21,7 @@ from cbrun.config import load_config, resolved_dict
 from cbrun.console import Reporter, format_metrics, format_number
 from cbrun.distribution import describe as describe_strategy
 from cbrun.distribution import make_strategy
+from cbrun.interrupts import Interrupted, InterruptGuard
 from cbrun.report import add_pictures
 from cbrun.rundir import (
     CONFIG_FILE,
@@ -32,6 +33,8 @@ from cbrun.rundir import (
     write_json_atomic,
     write_text_atomic,
 )
+from cbrun.safeguards import SafetyChecks
+from cbrun.state import RunLock, SavedState, StateKeeper
 from cbrun.yamlio import dump_yaml
 
 keras = import_keras()
@@ -66,6 +69,7 @@ def train(
     run_dir = create_run_dir(Path(runs_dir or config.output.runs_dir), config.experiment.name)
     try:
         callbacks = build_callbacks(config, run_dir, dataset)
+        test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
     except BaseException:
         _remove_unused(run_dir)
         raise
@@ -85,6 +89,7 @@ def train(
         "data": dataset.summary(),
         "speed": speed.describe(config.training, model),
         "distribution": describe_strategy(config.distribution, strategy),
+        "config_file": str(config_path.resolve()),
         **environment(),
     }
     write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
@@ -98,7 +103,22 @@ def train(
     )
     write_text_atomic(run_dir / "model_summary.txt", _summary(model))
     write_json_atomic(run_dir / RUN_RECORD, record)
+    return run(config, dataset, model, callbacks, test_callbacks, run_dir, record, reporter)
 
+
+def run(
+    config: Any,
+    dataset: Any,
+    model: Any,
+    callbacks: list[Any],
+    test_callbacks: list[Any],
+    run_dir: Path,
+    record: dict[str, Any],
+    reporter: Reporter,
+    resumed: SavedState | None = None,
+) -> TrainResult:
+    """Fit, evaluate and record a prepared run (new, or resumed from `resumed`)."""
+    lock = RunLock(run_dir).acquire()  # a resume of a run still training here is refused
     clock = Stopwatch()
     reporter.print(f"[bold]cbrun[/] {config.experiment.name}: {run_dir}")
     reporter.print(
@@ -108,14 +128,24 @@ def train(
     )
     if config.sweep is not None:
         reporter.print("note: `train` ignores the `sweep:` section; `cbrun sweep` runs it")
+    if resumed is not None:
+        reporter.print(f"resuming after epoch {resumed.epoch} of {config.training.epochs}")
+    guard = InterruptGuard(run_dir, record).install()
+    keeper = StateKeeper(run_dir, callbacks, _write_history, resumed)
+    safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
     try:
-        history = _fit(model, config, dataset, callbacks, run_dir, record, reporter)
+        history = _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety)
+        history = keeper.full_history(history)
         record.update(_outcome(config, history, callbacks))
         model.save(run_dir / MODEL_FILE)
         _write_history(run_dir, history.history)
         if dataset.test is not None:
             test = model.evaluate(
-                *dataset.test, batch_size=config.training.batch_size, verbose=0, return_dict=True
+                *dataset.test,
+                batch_size=config.training.batch_size,
+                verbose=0,
+                return_dict=True,
+                callbacks=test_callbacks,
             )
             record["test_metrics"] = {k: float(v) for k, v in test.items()}
             write_json_atomic(
@@ -130,7 +160,13 @@ def train(
             )
         record["checkpoints"] = _checkpoints(run_dir, config)
         record["status"] = "completed"
+        keeper.discard()
         exit_code = 0
+    except Interrupted as interrupt:
+        record.update(interrupt.outcome(safety.where, keeper.epoch, run_dir))
+        keeper.save_current(model, run_dir / MODEL_FILE)
+        reporter.print(f"[yellow]{record['stop_reason']}[/]\nresume: {record['resume_command']}")
+        exit_code = interrupt.exit_code
     except Exception as error:  # any failure is recorded in the run directory
         record.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
         record.setdefault("stop_reason", f"failed: {type(error).__name__}: {error}")
@@ -138,19 +174,21 @@ def train(
         reporter.print(f"[red]training failed:[/] {type(error).__name__}: {error}")
         exit_code = 1
     finally:
+        guard.uninstall()
         record.update(ended_at=utc_now(), duration_seconds=clock.seconds())
         add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
         write_json_atomic(run_dir / RUN_RECORD, record)
+        lock.release()
     if exit_code == 0:
         reporter.print(_summary_table(record))
     reporter.close()
     return TrainResult(run_dir, record["status"], exit_code, record)
 
 
-def _fit(model, config, dataset, callbacks, run_dir, record, reporter) -> Any:
+def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety) -> Any:
     training = config.training
     internal_first = [_LearningRateLogger()]
-    internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs)]
+    internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
     return model.fit(
         **speed.fit_inputs(dataset, training, config.experiment.seed),
         epochs=training.epochs,
@@ -158,6 +196,7 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter) -> Any:
         validation_steps=training.validation_steps if dataset.validation is not None else None,
         validation_freq=training.validation_freq,
         callbacks=internal_first + callbacks + internal_last,
+        initial_epoch=keeper.epoch,  # > 0 when resumed
         verbose=0,
     )
 
