@@ -31,6 +31,10 @@ class DataParams(StrictModel):
         None, description="Use at most this many samples (taken before splitting)."
     )
 
+    def prepare_features(self, x: np.ndarray) -> np.ndarray:
+        """Raw feature values as this source hands them to the model (reused by `predict`)."""
+        return x
+
 
 class FileDataParams(DataParams):
     """Params of a data source read from files, with optional separate split files."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import Field
 
 from cbrun.data.base import DataParams, Dataset, make_dataset
@@ -21,6 +22,10 @@ class DigitsParams(DataParams):
     )
     scale: bool = Field(True, description="Divide pixel values (0-16) by 16.")
 
+    def prepare_features(self, x: np.ndarray) -> np.ndarray:
+        """Raw pixel values (0-16) as the model saw them: divided by 16 if `scale`."""
+        return x / 16.0 if self.scale else x
+
 
 @datasets.register("digits", DigitsParams)
 def digits(params: DigitsParams, seed: int) -> Dataset:
@@ -30,10 +35,8 @@ def digits(params: DigitsParams, seed: int) -> Dataset:
     x = bunch.images if params.as_images else bunch.data
     if params.as_images:
         x = x[..., None]
-    if params.scale:
-        x = x / 16.0
     return make_dataset(
-        x,
+        params.prepare_features(x),
         bunch.target,
         params,
         seed,
