@@ -41,15 +41,23 @@ class GradientNormLoggerParams(CallbackParams):
         return ["grad_norm", "weight_norm"]
 
 
+def fixed_batch(data: tuple[np.ndarray, np.ndarray], size: int, seed: int) -> tuple:
+    """`size` training samples chosen once by `seed`, in their original order."""
+    x, y = data
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(x))[:size])
+    return x[chosen], y[chosen]
+
+
 @callbacks.register("gradient_norm_logger", GradientNormLoggerParams)
 def gradient_norm_logger(params: GradientNormLoggerParams, ctx: BuildContext) -> Any:
     import keras
     import tensorflow as tf
 
-    x_train, y_train = ctx.dataset.train
-    size = min(params.batch_size or ctx.config.training.batch_size, len(x_train))
-    chosen = np.sort(np.random.default_rng(ctx.config.experiment.seed).permutation(len(x_train)))
-    x_batch, y_batch = x_train[chosen[:size]], y_train[chosen[:size]]
+    x_batch, y_batch = fixed_batch(
+        ctx.dataset.train,
+        params.batch_size or ctx.config.training.batch_size,
+        ctx.config.experiment.seed,
+    )
     log_dir = ctx.path(params.log_dir)
 
     class GradientNormLogger(keras.callbacks.Callback):
