@@ -309,7 +309,8 @@ class _LearningRateLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None:
-            logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+            rate = self.model.optimizer.learning_rate  # a MirroredVariable under `mirrored`
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
 
 
 class _EpochRecorder(keras.callbacks.Callback):
