@@ -11,6 +11,7 @@ from rich.table import Table
 from cbrun.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.config import load_config
 from cbrun.console import format_number
+from cbrun.data.base import Dataset
 from cbrun.errors import CbrunError
 from cbrun.rundir import (
     CONFIG_FILE,
@@ -41,23 +42,10 @@ class EvalResult:
 
 def evaluate_run(run_dir: Path, checkpoint: str = "last", split: str = "test") -> EvalResult:
     """Rebuild the run's data, load a checkpoint in safe mode, evaluate, record the result."""
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
-    config, _ = load_config(run_dir / CONFIG_FILE)
-    keras = import_keras(config.experiment.seed)
-    dataset = build_dataset(config)
+    config, dataset, model, path = load_run(run_dir, checkpoint)
     data = getattr(dataset, split)
     if data is None:
         raise CbrunError(f"{run_dir}: the run's data has no {split} split")
-    path, weights_only = _checkpoint_path(run_dir, checkpoint)
-    if weights_only:
-        model = build_model(config, dataset)
-        model.load_weights(path)
-    else:
-        try:
-            model = keras.saving.load_model(path, safe_mode=True)
-        except (ValueError, OSError) as error:
-            raise CbrunError(f"{path}: cannot load the model: {error}") from None
     metrics = model.evaluate(
         *data,
         batch_size=config.training.batch_size,
@@ -76,6 +64,25 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", split: str = "test") -
     out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")
     write_json_atomic(out, result)
     return EvalResult(out, result["metrics"], split, shown)
+
+
+def load_run(run_dir: Path, checkpoint: str = "last") -> tuple[Any, Dataset, Any, Path]:
+    """A run's config, its rebuilt data, and the model of `checkpoint` loaded in safe mode."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    config, _ = load_config(run_dir / CONFIG_FILE)
+    keras = import_keras(config.experiment.seed)
+    dataset = build_dataset(config)
+    path, weights_only = _checkpoint_path(run_dir, checkpoint)
+    if weights_only:
+        model = build_model(config, dataset)
+        model.load_weights(path)
+    else:
+        try:
+            model = keras.saving.load_model(path, safe_mode=True)
+        except (ValueError, OSError) as error:
+            raise CbrunError(f"{path}: cannot load the model: {error}") from None
+    return config, dataset, model, path
 
 
 def _checkpoint_path(run_dir: Path, checkpoint: str) -> tuple[Path, bool]:

@@ -127,3 +127,16 @@ def train_tiny(folder: Path, updates: dict[str, Any], name: str = "experiment.ya
     result = train(config, quiet=True)
     assert result.exit_code == 0, result.record.get("error")
     return result
+
+
+def tensorboard_scalars(folder: Path, tag: str) -> list[float]:
+    """The values of one scalar tag in a TensorBoard log folder (e.g. `tensorboard/train`)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    events = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    events.Reload()
+    return [
+        float(make_ndarray(event.tensor_proto))
+        for event in sorted(events.Tensors(tag), key=lambda event: event.step)
+    ]

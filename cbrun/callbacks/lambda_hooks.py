@@ -22,8 +22,9 @@ class LambdaParams(CallbackParams):
     """Call your own `module:function` at chosen events (keras LambdaCallback).
 
     Epoch and batch hooks are called as `function(index, logs)`, begin/end hooks of a whole
-    fit, evaluate or predict as `function(logs)`. Add `evaluate` or `predict` to `phases` for
-    the `on_test_*` / `on_predict_*` hooks to run in `cbrun eval` and prediction.
+    fit, evaluate or predict as `function(logs)`, by position. Add `evaluate` or `predict` to
+    `phases` for `on_test_*` / `on_predict_*` hooks to run in `cbrun eval` and prediction
+    (in `fit`, `on_test_*` hooks run at each validation).
     """
 
     model_config = ConfigDict(
@@ -68,10 +69,15 @@ class LambdaParams(CallbackParams):
 def lambda_hooks(params: LambdaParams, ctx: BuildContext) -> Any:
     import keras
 
-    functions = {}
+    hooks = {}
     for event, path in params.hooks().items():
         function = import_object(path, event)
         if not callable(function):
             raise ValueError(f"{event}: `{path}` is not callable")
-        functions[event] = function
-    return keras.callbacks.LambdaCallback(**functions)
+        hooks[event] = _positional(function)
+    return keras.callbacks.LambdaCallback(**hooks)
+
+
+def _positional(function: Any) -> Any:
+    """Keras passes `logs` by position or by keyword; always pass it by position."""
+    return lambda *args, **kwargs: function(*args, *kwargs.values())
