@@ -338,6 +338,31 @@ def sweep(
     raise typer.Exit(result.exit_code)
 
 
+@app.command()
+def predict(
+    run_dir: RunDirArg,
+    input_file: Annotated[
+        Path, typer.Argument(metavar="INPUT", help="CSV (with a header) or NPZ of features.")
+    ],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="CSV file to write (never overwritten); default: stdout."),
+    ] = None,
+    checkpoint: Annotated[
+        str, typer.Option(help="`last` (the final model), `best`, or a checkpoint file path.")
+    ] = "last",
+    allow_imports: AllowImportsOption = False,
+) -> None:
+    """Predict with a run's model: class probabilities and label (or values) as CSV."""
+    from cbrun.predicting import predict_file
+
+    text = predict_file(run_dir, input_file, output, checkpoint, allow_imports)
+    if text is None:
+        _stdout(str(output))
+    else:
+        sys.stdout.write(text)
+
+
 def main() -> None:
     """Entry point: user errors print one message and exit 2; CBRUN_DEBUG=1 adds tracebacks."""
     try:
