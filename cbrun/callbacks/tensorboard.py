@@ -34,6 +34,11 @@ class TensorBoardParams(CallbackParams):
 def tensorboard(params: TensorBoardParams, ctx: BuildContext) -> Any:
     import keras
 
-    return keras.callbacks.TensorBoard(
-        log_dir=ctx.path(params.log_dir), **params.keras_args("log_dir")
-    )
+    class TensorBoard(keras.callbacks.TensorBoard):
+        """Logs the learning rate the epoch used (cbrun puts it in the logs first), not the
+        optimizer's rate at epoch end, which reduce_lr_on_plateau may already have lowered."""
+
+        def _collect_learning_rate(self, logs: dict) -> dict:
+            return logs if "learning_rate" in logs else super()._collect_learning_rate(logs)
+
+    return TensorBoard(log_dir=ctx.path(params.log_dir), **params.keras_args("log_dir"))
