@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
+from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
 from cbrun.errors import CbrunError
@@ -26,6 +26,10 @@ class MagnitudePruningParams(CallbackParams):
     sparsity of each layer, measured on its weights, goes to `report` (JSON) and `sparsity`
     is logged each epoch.
     """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"target_sparsity": 0.8, "end_epoch": 10}]}
+    )
 
     type: Literal["magnitude_pruning"]
     target_sparsity: float = Field(
