@@ -363,6 +363,32 @@ def predict(
         sys.stdout.write(text)
 
 
+@app.command()
+def init(
+    path: Annotated[Path, typer.Argument(help="The experiment file to create (.yaml).")],
+    template: Annotated[
+        str, typer.Option(help="classification (digits MLP), regression, or cnn.")
+    ] = "classification",
+) -> None:
+    """Write a commented starter experiment file that validates as is (never overwrites)."""
+    from cbrun.starter import write_starter
+
+    _stdout(str(write_starter(path, template)))
+    print(f"next: cbrun validate {path} && cbrun train {path}", file=sys.stderr)
+
+
+@app.command()
+def board(
+    runs_dir: RunsDirArg = Path("runs"),
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 6006,
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for all).")] = "localhost",
+) -> None:
+    """Start TensorBoard on a runs directory (every run's tensorboard/ logs); Ctrl-C stops it."""
+    from cbrun.board import run_board
+
+    run_board(runs_dir, port, host)
+
+
 def main() -> None:
     """Entry point: user errors print one message and exit 2; CBRUN_DEBUG=1 adds tracebacks."""
     try:
