@@ -11,6 +11,7 @@ from cbrun import registry
 from cbrun.callbacks.base import BuildContext
 from cbrun.data.base import Dataset
 from cbrun.errors import CbrunError
+from cbrun.native_logs import quiet_native_logs
 from cbrun.speed import dtype_policy
 
 DEFAULT_LOSS = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
@@ -21,7 +22,11 @@ def import_keras(seed: int | None = None) -> Any:
     """Import Keras on TensorFlow with TensorFlow's C++ chatter muted; seed everything."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    import keras
+    with quiet_native_logs():
+        import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # initialises devices: their log lines come now
 
     import cbrun.layers  # noqa: F401  (registers cbrun's layers, so saved models load)
 
