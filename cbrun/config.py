@@ -140,6 +140,8 @@ def resolved_dict(config: ExperimentBase) -> dict[str, Any]:
 
     data["data"], data["model"] = type_first(data["data"]), type_first(data["model"])
     data["callbacks"] = [type_first(item) for item in data["callbacks"]]
+    if data.get("sweep") is None:
+        data.pop("sweep", None)  # an optional section only `cbrun sweep` reads
     return {key: data[key] for key in SECTION_ORDER if key in data} | data
 
 

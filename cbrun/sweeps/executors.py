@@ -10,7 +10,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +18,8 @@ from typing import Any
 from cbrun.errors import CbrunError
 
 RAY_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # trials return a few lines; Ray's minimum is 75 MiB
+
+Report = Callable[[int, dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -57,31 +59,35 @@ def run_trial(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any
     }
 
 
-def execute(
-    jobs: list[TrialJob], resources: Resources, report: Callable[[int, dict[str, Any]], None]
-) -> None:
-    """Run every job with the chosen backend; `report(index, outcome)` as each one finishes."""
-    runner = _ray_outcomes if resources.backend == "ray" else _local_outcomes
-    for index, outcome in runner(jobs, resources):
-        report(index, outcome)
+def execute(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:
+    """Run every job with the chosen backend, `report(index, outcome)` as each one finishes;
+    returns what sweep.json records about the backend (for Ray, the cluster's address)."""
+    if resources.backend == "ray":
+        return _run_on_ray(jobs, resources, report)
+    _run_locally(jobs, resources, report)
+    return {}
 
 
-def _local_outcomes(jobs: list[TrialJob], resources: Resources) -> Iterator[tuple[int, dict]]:
-    """Up to `workers` trial processes at a time (threads only wait on the processes)."""
+def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> None:
+    """Up to `workers` trial processes at a time (the threads only wait on the processes)."""
     with ThreadPoolExecutor(max_workers=resources.workers or 1) as pool:
         futures = {
             pool.submit(run_trial, job.config, job.overrides, job.runs_dir): job.index
             for job in jobs
         }
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            report(futures[future], future.result())
 
 
-def _ray_outcomes(jobs: list[TrialJob], resources: Resources) -> Iterator[tuple[int, dict]]:
+def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:
     """One Ray task per trial, with its CPU/GPU request; at most `workers` in flight if given."""
-    ray = import_ray()
+    ray = import_ray(local=resources.address is None)
     _start_ray(ray, resources)
     try:
+        details = {
+            "ray_address": ray.get_runtime_context().gcs_address,
+            "ray_started_here": resources.address is None,
+        }
         task = ray.remote(
             num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0
         )(run_trial)
@@ -96,14 +102,21 @@ def _ray_outcomes(jobs: list[TrialJob], resources: Resources) -> Iterator[tuple[
             for ref in finished:
                 index = running.pop(ref)
                 try:
-                    yield index, ray.get(ref)
+                    outcome = ray.get(ref)
                 except ray.exceptions.RayError as error:
-                    yield index, {"exit_code": None, "run_dir": None, "error": str(error)}
+                    outcome = {"exit_code": None, "run_dir": None, "error": str(error)}
+                report(index, outcome)
+        return details
     finally:
         ray.shutdown()
 
 
-def import_ray() -> Any:
+def import_ray(local: bool = False) -> Any:
+    """Import Ray; for a private local instance, make Ray use the loopback address only."""
+    if local:
+        # Ray advertises and binds the machine's address unless clusters are disabled, in
+        # which case every Ray server listens on 127.0.0.1 (read when Ray is first imported).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
@@ -128,8 +141,15 @@ def _start_ray(ray: Any, resources: Resources) -> None:
             num_gpus=None if resources.gpus_per_trial else 0,
             include_dashboard=False,
             object_store_memory=RAY_OBJECT_STORE_BYTES,
-            _node_ip_address="127.0.0.1",
             **quiet,
         )
     except ConnectionError as error:
         raise CbrunError(f"--address {resources.address}: cannot connect to Ray: {error}") from None
+    address = ray.get_runtime_context().gcs_address
+    if not address.startswith("127.0.0.1:"):
+        ray.shutdown()
+        raise CbrunError(
+            f"the local Ray instance listens on {address}, not only on loopback: Ray was "
+            "imported before cbrun could restrict it",
+            hint="set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray, or pass --address",
+        )

@@ -25,7 +25,7 @@ from cbrun.rundir import (
     write_json_atomic,
     write_text_atomic,
 )
-from cbrun.sweeps.executors import Resources, TrialJob, execute
+from cbrun.sweeps.executors import Resources, TrialJob, execute, import_ray
 from cbrun.sweeps.space import (
     SweepSection,
     Trial,
@@ -134,7 +134,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         write_json_atomic(sweep_dir / SWEEP_RECORD, record)
 
     try:
-        execute(jobs, resources, finished)
+        record["backend"] |= execute(jobs, resources, finished)
     finally:
         for item in items:
             if item["status"] == "running":
@@ -241,8 +241,12 @@ def _summary_table(record: dict[str, Any]) -> Table:
         f"ranked by {record['metric']} ({record['direction']})"
     )
     table = Table(title=title)
-    for column in ("#", "trial", "status", record["metric"], *keys, "run"):
+    for column in ("#", "trial", "status", record["metric"]):
         table.add_column(column, justify="right" if column in ("#", record["metric"]) else "left")
+    short = [key.rsplit(".", 1)[-1] for key in keys]
+    for key, name in zip(keys, short, strict=True):
+        table.add_column(name if short.count(name) == 1 else key)
+    table.add_column("run (or error)", overflow="fold")
     for rank, item in enumerate(_ranked(items, record["direction"]), start=1):
         has_metric = item.get("metric") is not None
         table.add_row(
@@ -251,7 +255,7 @@ def _summary_table(record: dict[str, Any]) -> Table:
             item["status"],
             format_number(item["metric"]) if has_metric else "-",
             *(_value_text(item["params"].get(k)) for k in keys),
-            item.get("run_dir") or (item.get("error") or "")[:60],
+            item.get("run_dir") or item.get("error") or "",
         )
     return table
 
@@ -316,6 +320,8 @@ def sweep_command(
         raise CbrunError(f"--backend: expected `local` or `ray`, got `{resources.backend}`")
     if resources.address and resources.backend != "ray":
         raise CbrunError("--address names a Ray cluster: add --backend ray")
+    if resources.backend == "ray":
+        import_ray(local=resources.address is None)  # a missing extra fails before any trial
     if resume is None:
         if config_path is None:
             raise CbrunError("give an experiment file, or --resume SWEEP_DIR")
