@@ -61,7 +61,7 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
             return min(full, known) if known else full
 
         def _row(self, phase: str, batch: int | str, seconds: float, samples: int) -> None:
-            rate = samples / seconds if seconds > 0 else ""
+            rate = round(samples / seconds, 3) if seconds > 0 else ""
             self._rows.append([phase, self._epoch, batch, f"{seconds:.6f}", samples, rate])
 
         def _flush(self) -> None:
