@@ -366,6 +366,15 @@ def test_random_flip_layer_flips_in_training_and_passes_through_in_inference():
         ),
         ({"type": "timing_logger", "filename": "../timing.csv"}, "inside the run directory"),
         ({"type": "metrics_jsonl", "batch_every": -1}, "callbacks[0].batch_every"),
+        (
+            {
+                "type": "magnitude_pruning",
+                "target_sparsity": 0.5,
+                "end_epoch": 2,
+                "phases": ["fit", "evaluate"],
+            },
+            "callbacks[0].phases[1]: Input should be 'fit'",
+        ),
     ],
 )
 def test_bad_params_are_rejected_by_validate(make_config, cli, item, message):
@@ -385,3 +394,24 @@ def test_random_flip_on_tabular_data_fails_before_a_run_starts(make_config, cli,
     assert result.exit_code == 2
     assert "random_flip needs images" in result.stderr
     assert not list(runs_dir.glob("*/*"))
+
+
+@pytest.mark.parametrize(
+    ("updates", "message"),
+    [
+        ({"data": {"split": {"validation": 0}}}, "`val_loss` needs validation data"),
+        (
+            {
+                "callbacks": [
+                    {"type": "overfitting_guard", "metric": "acuracy", "val_metric": "val_accuracy"}
+                ]
+            },
+            "Did you mean `accuracy`?",
+        ),
+    ],
+)
+def test_overfitting_guard_metrics_are_checked_before_training(make_config, cli, updates, message):
+    config = merge({"callbacks": [{"type": "overfitting_guard"}]}, updates)
+    result = cli("validate", make_config(config))
+    assert result.exit_code == 2
+    assert message in result.stderr

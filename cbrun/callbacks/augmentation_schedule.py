@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.errors import CbrunError
 from cbrun.registry import callbacks
 
 
-class AugmentationScheduleParams(CallbackParams):
+class AugmentationScheduleParams(FitOnlyParams):
     """Augment training batches with a strength that follows a linear or step schedule.
 
     cbrun puts a `ScheduledAugmentation` layer at the model's input; it is active in training

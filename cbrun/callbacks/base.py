@@ -67,6 +67,16 @@ class CallbackParams(StrictModel):
         return []
 
 
+class FitOnlyParams(CallbackParams):
+    """Base of params of callbacks that only act while training: `phases` may only hold `fit`."""
+
+    phases: list[Literal["fit"]] = Field(  # type: ignore[assignment]
+        default_factory=lambda: ["fit"],
+        min_length=1,
+        description="Only `fit`: this callback acts during training.",
+    )
+
+
 class MonitorParams(CallbackParams):
     """Params of callbacks that watch a metric."""
 

@@ -7,12 +7,12 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 from cbrun.schema import RunPath
 
 
-class GradientNormLoggerParams(CallbackParams):
+class GradientNormLoggerParams(FitOnlyParams):
     """Log the global gradient norm and weight norm each epoch (history and TensorBoard).
 
     At each epoch end the loss of one fixed training batch is differentiated with

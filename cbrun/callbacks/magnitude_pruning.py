@@ -9,14 +9,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.errors import CbrunError
 from cbrun.registry import callbacks
 from cbrun.rundir import write_json_atomic
 from cbrun.schema import RunPath
 
 
-class MagnitudePruningParams(CallbackParams):
+class MagnitudePruningParams(FitOnlyParams):
     """Zero the smallest-magnitude kernel weights up to a target sparsity, and keep them zero.
 
     Sparsity follows TF-MOT's polynomial decay: `target + (initial - target) * (1 - p)**power`

@@ -6,12 +6,12 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.errors import CbrunError
 from cbrun.registry import callbacks
 
 
-class OverfittingGuardParams(CallbackParams):
+class OverfittingGuardParams(FitOnlyParams):
     """Stop when val_loss / loss exceeds a ratio for N consecutive epochs; records why.
 
     Example: `{type: overfitting_guard, ratio: 1.5, patience: 3}` stops after the third epoch
@@ -28,6 +28,9 @@ class OverfittingGuardParams(CallbackParams):
     val_metric: str = Field(
         "val_loss", min_length=1, description="Validation metric (the numerator)."
     )
+
+    def watched_metrics(self) -> list[tuple[str, str]]:
+        return [("metric", self.metric), ("val_metric", self.val_metric)]
 
     @model_validator(mode="after")
     def _names_pair_up(self) -> OverfittingGuardParams:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.errors import CbrunError
 from cbrun.registry import callbacks
 from cbrun.schema import RunPath
@@ -16,7 +16,7 @@ from cbrun.schema import RunPath
 GIF_NAME = "predictions.gif"
 
 
-class PredictionSnapshotsParams(CallbackParams):
+class PredictionSnapshotsParams(FitOnlyParams):
     """Every N epochs plot predictions on a fixed validation sample to PNG; a GIF at the end.
 
     Image classification: a grid of the images with predicted and true labels (wrong ones in
