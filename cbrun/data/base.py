@@ -189,6 +189,8 @@ def split_arrays(
     Stratified by label when asked: samples are ordered by their relative position inside
     their own (shuffled) class, so any prefix of the order holds each class in proportion.
     """
+    if not split.validation and not split.test:
+        return (x, y), None, None  # all of it trains: no shuffled copy of a large file
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
     if stratify and split.stratify:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import numpy as np
 from pydantic import Field
 
 from cbrun.data.base import Arrays, Dataset, FileDataParams, make_file_dataset
@@ -69,14 +68,14 @@ def csv(params: CsvParams, seed: int) -> Dataset:
         target = frame[params.target]
         if classes is None:
             return x, target.to_numpy(dtype="float32")
-        index = {value: i for i, value in enumerate(classes)}
-        unknown = sorted({str(v) for v in target if v not in index})
-        if unknown:
+        codes = pd.Categorical(target, categories=classes).codes  # -1: not a known class
+        if (codes < 0).any():
+            unknown = sorted({str(v) for v in target[codes < 0]})
             raise CbrunError(
                 f"{path}: target `{params.target}` has labels not seen in {params.path}: "
                 f"{', '.join(unknown[:5])}"
             )
-        return x, np.array([index[v] for v in target], dtype="int32")
+        return x, codes.astype("int32")
 
     return make_file_dataset(
         read,
