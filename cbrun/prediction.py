@@ -8,7 +8,6 @@ from typing import Any
 from cbrun.build import build_callbacks
 from cbrun.evaluation import load_run
 from cbrun.importing import imports_from_run
-from cbrun.rundir import RUN_RECORD, read_json
 
 
 def predict_run(
@@ -32,9 +31,7 @@ def predict_run(
         The model's outputs as a NumPy array, one row per input.
     """
     run_dir = Path(run_dir)
-    config_file = read_json(run_dir / RUN_RECORD).get("config_file")
-    config_dir = str(Path(config_file).parent) if config_file else None
-    with imports_from_run(run_dir, allow_imports, config_dir):
+    with imports_from_run(run_dir, allow_imports):
         config, dataset, model, _ = load_run(run_dir, checkpoint)
         callbacks = build_callbacks(config, run_dir, dataset, phase="predict")
     return model.predict(

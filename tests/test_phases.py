@@ -82,7 +82,7 @@ def test_fit_runs_fit_hooks_then_the_test_evaluation_runs_evaluate_hooks(trained
 def test_cbrun_eval_runs_only_the_evaluate_hooks(trained, cli):
     run_dir, hooks, _ = trained
     hooks.CALLS.clear()
-    result = cli("eval", run_dir, "--split", "validation")
+    result = cli("eval", run_dir, "--split", "validation", "--allow-imports")
     assert result.exit_code == 0, result.stderr
     assert hooks.CALLS == ["test_begin", *batches(run_dir, "validation"), "test_end"]
 
