@@ -21,7 +21,7 @@ class MagnitudePruningParams(FitOnlyParams):
 
     Sparsity follows TF-MOT's polynomial decay: `target + (initial - target) * (1 - p)**power`
     with `p` the fraction of the way from the begin to the end step; masks are recomputed every
-    `frequency` steps (and at the end step) and applied after every training batch. Give the
+    `frequency` steps (and at the end step) and enforced after every optimizer step. Give the
     ramp in steps (`begin_step`/`end_step`) or in epochs (`begin_epoch`/`end_epoch`). The final
     sparsity of each layer, measured on its weights, goes to `report` (JSON) and `sparsity`
     is logged each epoch.
@@ -88,6 +88,22 @@ def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
     return mask.reshape(weights.shape)
 
 
+class _Masked:
+    """A variable constraint: the previous constraint (if any), then times the 0/1 mask.
+
+    Keras optimizers apply a variable's constraint right after each update, inside the
+    compiled train step, so pruned weights are back to zero after every optimizer step.
+    """
+
+    def __init__(self, mask: Any, previous: Any = None):
+        self.mask, self.previous = mask, previous
+
+    def __call__(self, weights: Any) -> Any:
+        if self.previous is not None:
+            weights = self.previous(weights)
+        return weights * self.mask
+
+
 def _all_layers(layer: Any) -> list[Any]:
     found = [layer]
     for inner in getattr(layer, "layers", []):
@@ -111,7 +127,7 @@ def magnitude_pruning(params: MagnitudePruningParams, ctx: BuildContext) -> Any:
     report_path = Path(ctx.path(params.report))
 
     class MagnitudePruning(keras.callbacks.Callback):
-        """Masks kernels after every training batch; recomputes masks on the schedule."""
+        """Keeps a mask per kernel, enforced as its constraint; recomputes masks on schedule."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -137,27 +153,36 @@ def magnitude_pruning(params: MagnitudePruningParams, ctx: BuildContext) -> Any:
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             self._layers = self._select()
-            self._masks: list[Any] = []
+            with self.model.distribute_strategy.scope():
+                self._masks = [
+                    keras.Variable(keras.ops.ones_like(layer.kernel), trainable=False)
+                    for layer in self._layers
+                ]
+            self._constraints = [layer.kernel.constraint for layer in self._layers]
+            for layer, mask, previous in zip(
+                self._layers, self._masks, self._constraints, strict=True
+            ):
+                layer.kernel.constraint = _Masked(mask, previous)
             per_epoch = self.params.get("steps") or 1
             if params.end_step is not None:
                 self._begin, self._end = params.begin_step or 0, params.end_step
             else:
                 self._begin = (params.begin_epoch or 0) * per_epoch
                 self._end = params.end_epoch * per_epoch
+            self._pruned_at: int | None = None
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
             step = int(self.model.optimizer.iterations)
-            due = (step - self._begin) % params.frequency == 0 or step == self._end
-            if self._begin <= step <= self._end and due:
-                target = params.sparsity(step, self._begin, self._end)
-                self._masks = [
-                    keras.ops.convert_to_tensor(
-                        magnitude_mask(keras.ops.convert_to_numpy(layer.kernel), target)
-                    )
-                    for layer in self._layers
-                ]
-            for layer, mask in zip(self._layers, self._masks, strict=False):
+            last = self._pruned_at
+            due = last is None or step - last >= params.frequency or (step >= self._end > last)
+            if step < self._begin or not due or (last is not None and last >= self._end):
+                return
+            target = params.sparsity(min(step, self._end), self._begin, self._end)
+            for layer, mask in zip(self._layers, self._masks, strict=True):
+                kernel = keras.ops.convert_to_numpy(layer.kernel)
+                mask.assign(magnitude_mask(kernel, target))
                 layer.kernel.assign(layer.kernel * mask)
+            self._pruned_at = step
 
         def _measured(self) -> dict[str, Any]:
             per_layer = {}
@@ -176,6 +201,8 @@ def magnitude_pruning(params: MagnitudePruningParams, ctx: BuildContext) -> Any:
                 logs["sparsity"] = self._measured()["overall"]
 
         def on_train_end(self, logs: dict | None = None) -> None:
+            for layer, previous in zip(self._layers, self._constraints, strict=True):
+                layer.kernel.constraint = previous
             measured = self._measured()
             self.report = {
                 "target_sparsity": params.target_sparsity,
