@@ -14,7 +14,8 @@ from cbrun.errors import did_you_mean
 from cbrun.rundir import CONFIG_FILE, RUN_RECORD
 from cbrun.yamlio import Document
 
-# Files cbrun itself writes in every run directory: no callback may write them.
+# Files and folders (ending with `/`) cbrun itself writes in a run directory: no callback may
+# write them. Named here rather than imported: their modules import Keras.
 RUN_FILES = (
     CONFIG_FILE,
     RUN_RECORD,
@@ -26,6 +27,9 @@ RUN_FILES = (
     "data.json",
     "eval.json",
     "train.log",
+    "report.html",
+    "plots/",
+    "state/",
 )
 LR_DRIVING_CALLBACKS = ("learning_rate_scheduler", "reduce_lr_on_plateau")
 
@@ -87,8 +91,9 @@ def monitors_are_logged(config: Any, document: Document) -> list[str]:
 
 def output_paths_are_distinct(config: Any, document: Document) -> list[str]:
     """No two callbacks write the same file, nor into a folder another owns, nor a run file."""
-    owners: list[tuple[str, bool, str]] = [
-        (name, False, "cbrun's own run files") for name in RUN_FILES
+    owners = [
+        (posixpath.normpath(name), name.endswith("/"), "cbrun's own run files")
+        for name in RUN_FILES
     ]
     problems = []
     for index, item in enumerate(config.callbacks):

@@ -101,17 +101,22 @@ CONFLICTS = {
     "checkpoint_inside_the_backup_folder": (
         {
             "callbacks": [
-                {"type": "model_checkpoint", "filepath": "state/best.keras"},
-                {"type": "backup_and_restore", "backup_dir": "state"},
+                {"type": "model_checkpoint", "filepath": "backup/best.keras"},
+                {"type": "backup_and_restore", "backup_dir": "backup"},
             ]
         },
-        "callbacks[1] (`backup_and_restore`) writes `state/`, which clashes with "
-        "`state/best.keras` of callbacks[0] (`model_checkpoint`)",
+        "callbacks[1] (`backup_and_restore`) writes `backup/`, which clashes with "
+        "`backup/best.keras` of callbacks[0] (`model_checkpoint`)",
     ),
     "callback_overwrites_a_run_file": (
         {"callbacks": [{"type": "csv_logger", "filename": "history.csv"}]},
         "callbacks[0] (`csv_logger`) writes `history.csv`, which clashes with `history.csv` of "
         "cbrun's own run files",
+    ),
+    "checkpoint_in_cbruns_state_folder": (
+        {"callbacks": [{"type": "model_checkpoint", "filepath": "state/model.keras"}]},
+        "callbacks[0] (`model_checkpoint`) writes `state/model.keras`, which clashes with "
+        "`state/` of cbrun's own run files",
     ),
     "swap_ema_weights_without_ema": (
         {"callbacks": [{"type": "swap_ema_weights"}]},
