@@ -15,7 +15,7 @@ from cbrun.rundir import CONFIG_FILE, RUN_RECORD
 from cbrun.yamlio import Document
 
 # Files and folders (ending with `/`) cbrun itself writes in a run directory: no callback may
-# write them. Named here rather than imported: their modules import Keras.
+# write them. Written out here: training.py and state.py, which name most, import Keras.
 RUN_FILES = (
     CONFIG_FILE,
     RUN_RECORD,
@@ -117,7 +117,11 @@ def output_paths_are_distinct(config: Any, document: Document) -> list[str]:
 
 
 def logged_names(config: Any) -> list[str]:
-    """What each epoch's logs hold: loss and metrics (and `val_` twins), learning_rate, extras."""
+    """What each epoch's logs hold: loss and metrics (and `val_` twins), learning_rate, extras.
+
+    Default metrics depend on the task, which a data source's params may state as a `task`
+    field or class variable; otherwise either task's defaults are accepted.
+    """
     task = getattr(config.data, "task", None)
     if config.compile.metrics is not None:
         metrics = list(config.compile.metrics)
