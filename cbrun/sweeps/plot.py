@@ -15,6 +15,7 @@ def plot_metric(record: dict[str, Any], path: Path) -> None:
     values (lists, names) on a categorical one.
     """
     from matplotlib.figure import Figure  # Agg canvas, no pyplot global state
+    from matplotlib.ticker import NullFormatter
 
     scored = [item for item in record["trials"] if item.get("metric") is not None]
     keys = list(record["trials"][0]["params"]) if record["trials"] else []
@@ -41,6 +42,10 @@ def plot_metric(record: dict[str, Any], path: Path) -> None:
         )
         if numeric and min(values) > 0 and max(values) / min(values) >= 10:
             axes.set_xscale("log")
+            axes.xaxis.set_minor_formatter(NullFormatter())
+        if numeric and key in record["search"]["grid"]:  # tick exactly the values tried
+            distinct = sorted(set(values))
+            axes.set_xticks(distinct, [f"{v:g}" for v in distinct])
         if not numeric:
             axes.set_xticks(range(len(labels)), labels, rotation=20)
         axes.set_xlabel(key)

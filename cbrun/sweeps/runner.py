@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,8 @@ def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]
 
 
 def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> SweepResult:
-    console = Console(stderr=True, highlight=False)
+    wide = None if sys.stderr.isatty() else 120  # logs and pipes get whole rows
+    console = Console(stderr=True, highlight=False, width=wide)
     items = record["trials"]
     todo = [i for i, item in enumerate(items) if item["status"] != "completed"]
     record["backend"] = {
@@ -241,12 +243,14 @@ def _summary_table(record: dict[str, Any]) -> Table:
         f"ranked by {record['metric']} ({record['direction']})"
     )
     table = Table(title=title)
-    for column in ("#", "trial", "status", record["metric"]):
-        table.add_column(column, justify="right" if column in ("#", record["metric"]) else "left")
+    table.add_column("#", justify="right")
+    table.add_column("trial", no_wrap=True)
+    table.add_column("status", min_width=9)
+    table.add_column(record["metric"], justify="right", min_width=len(record["metric"]))
     short = [key.rsplit(".", 1)[-1] for key in keys]
     for key, name in zip(keys, short, strict=True):
-        table.add_column(name if short.count(name) == 1 else key)
-    table.add_column("run (or error)", overflow="fold")
+        table.add_column(name if short.count(name) == 1 else key, min_width=min(len(name), 14))
+    table.add_column("run (or error)")
     for rank, item in enumerate(_ranked(items, record["direction"]), start=1):
         has_metric = item.get("metric") is not None
         table.add_row(
@@ -255,7 +259,7 @@ def _summary_table(record: dict[str, Any]) -> Table:
             item["status"],
             format_number(item["metric"]) if has_metric else "-",
             *(_value_text(item["params"].get(k)) for k in keys),
-            item.get("run_dir") or item.get("error") or "",
+            Path(item["run_dir"]).name if item.get("run_dir") else _clip(item.get("error") or ""),
         )
     return table
 
@@ -267,6 +271,12 @@ def _plot(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
         plot_metric(record, sweep_dir / PLOT_FILE)
     except CbrunError as error:
         console.print(f"[yellow]no plot:[/] {error.render()}")
+
+
+def _clip(text: str, width: int = 30) -> str:
+    """The first line of `text`, cut to `width` characters (sweep.json has all of it)."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def _params_text(params: dict[str, Any]) -> str:
