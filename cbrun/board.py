@@ -44,4 +44,5 @@ def run_board(runs_dir: Path, port: int = 6006, host: str = "localhost") -> None
     command = tensorboard_command(runs_dir, port, host)
     print(f"TensorBoard on http://{host}:{port}/ for {runs_dir} (Ctrl-C stops it)", file=sys.stderr)
     sys.stderr.flush()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorBoard imports TensorFlow
     os.execv(sys.executable, command)

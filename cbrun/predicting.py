@@ -140,13 +140,13 @@ def predict_file(
     allow_imports: bool = False,
 ) -> str | None:
     """Predict for every row of `input_path`; write the CSV to `output`, or return its text."""
-    from cbrun.prediction import predict_run
-
     if not (run_dir / "data.json").is_file():
         raise CbrunError(f"{run_dir}: not a finished run directory (no data.json)")
     if output is not None and output.exists():
         raise CbrunError(f"--output {output}: already exists (cbrun never overwrites a file)")
     x = read_inputs(run_dir, input_path)
+    from cbrun.prediction import predict_run  # TensorFlow: only once the input is known good
+
     table = prediction_table(
         run_dir, predict_run(run_dir, x, checkpoint, allow_imports=allow_imports)
     )

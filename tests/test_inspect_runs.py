@@ -180,8 +180,12 @@ def test_train_json_prints_one_summary_line_with_exit_codes(cli, make_config):
     assert json.loads(line)["status"] == "invalid" and "training.epochs" in line
 
 
-def test_runs_and_show_do_not_import_tensorflow(runs):
-    commands = [["runs", str(runs["runs_dir"])], ["show", str(runs["wide"])]]
+def test_runs_show_and_compare_do_not_import_tensorflow(runs, tmp_path):
+    commands = [
+        ["runs", str(runs["runs_dir"])],
+        ["show", str(runs["wide"])],
+        ["compare", str(runs["small"]), str(runs["wide"]), "--output", str(tmp_path / "c.png")],
+    ]
     result = subprocess.run(
         [sys.executable, "-c", f"COMMANDS = {commands!r}\n{PROBE}"],
         capture_output=True,
