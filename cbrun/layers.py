@@ -37,12 +37,14 @@ class ScheduledAugmentation(keras.layers.Layer):
     def call(self, inputs: Any, training: bool = False) -> Any:
         if not training:
             return inputs
-        strength = ops.cast(self.strength, inputs.dtype)
         if self.kind == "gaussian_noise":
-            noise = keras.random.normal(ops.shape(inputs), seed=self.seed_generator)
-            return inputs + strength * ops.cast(noise, inputs.dtype)
+            noise = keras.random.normal(
+                ops.shape(inputs), dtype=inputs.dtype, seed=self.seed_generator
+            )
+            return inputs + ops.cast(self.strength, inputs.dtype) * noise
         per_sample = (ops.shape(inputs)[0],) + (1,) * (len(inputs.shape) - 1)
-        flip = keras.random.uniform(per_sample, seed=self.seed_generator) < strength
+        draws = keras.random.uniform(per_sample, seed=self.seed_generator)
+        flip = draws < ops.cast(self.strength, draws.dtype)
         return ops.where(flip, ops.flip(inputs, axis=2), inputs)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
