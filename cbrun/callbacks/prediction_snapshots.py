@@ -134,13 +134,8 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
     class PredictionSnapshots(keras.callbacks.Callback):
         """Predicts the fixed sample in inference mode and saves one figure per snapshot."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.frames: list[Path] = []
-
         def on_train_begin(self, logs: dict | None = None) -> None:
             directory.mkdir(parents=True, exist_ok=True)
-            self.frames = []
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if (epoch + 1) % params.every:
@@ -155,19 +150,20 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
                 )
                 accuracy = float(np.mean(probabilities.argmax(axis=1) == y))
                 title = f"epoch {epoch + 1}: accuracy {accuracy:.2f} on {len(x)} samples"
+                if images:
+                    title += " (each: predicted (probability) / true)"
             else:
                 figure = plot_regression(y, outputs)
                 error = float(np.mean(np.abs(outputs.reshape(y.shape) - y)))
                 title = f"epoch {epoch + 1}: mean absolute error {error:.3g}"
-            if images:
-                title += " (each: predicted (probability) / true)"
             figure.suptitle(title, fontsize=9)
             frame = directory / f"epoch_{epoch + 1:03d}.png"
             figure.savefig(frame)
-            self.frames.append(frame)
 
         def on_train_end(self, logs: dict | None = None) -> None:
-            if self.frames:
-                assemble_gif(self.frames, directory / GIF_NAME, params.frame_seconds)
+            # All frames, so that a resumed run's GIF starts with the first session's.
+            frames = sorted(directory.glob("epoch_*.png"), key=lambda p: int(p.stem[6:]))
+            if frames:
+                assemble_gif(frames, directory / GIF_NAME, params.frame_seconds)
 
     return PredictionSnapshots()
