@@ -18,8 +18,11 @@ DEFAULT_LOSS = {"classification": "sparse_categorical_crossentropy", "regression
 DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["mae"]}
 
 
-def import_keras(seed: int | None = None) -> Any:
-    """Import Keras on TensorFlow with TensorFlow's C++ chatter muted; seed everything."""
+def import_keras(seed: int | None = None, deterministic: bool = False) -> Any:
+    """Import Keras on TensorFlow with TensorFlow's C++ chatter muted; seed everything.
+
+    `deterministic` also makes TensorFlow's ops deterministic, for the rest of the process.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     with quiet_native_logs():
@@ -32,6 +35,10 @@ def import_keras(seed: int | None = None) -> Any:
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     return keras
 
 
@@ -71,9 +78,7 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
     return model
 
 
-def build_callbacks(
-    config: Any, run_dir: Path, dataset: Dataset, phase: str = "fit"
-) -> list[Any]:
+def build_callbacks(config: Any, run_dir: Path, dataset: Dataset, phase: str = "fit") -> list[Any]:
     """One Keras callback (or several) per `callbacks:` item that joins `phase`, in order."""
     context = BuildContext(run_dir=run_dir, config=config, dataset=dataset)
     built: list[Any] = []
@@ -83,7 +88,9 @@ def build_callbacks(
         try:
             result = registry.callbacks.get(params.type).factory(params, context)
         except CbrunError as error:
-            raise CbrunError(f"callbacks[{index}] ({params.type}): {error.message}") from None
+            raise CbrunError(
+                f"callbacks[{index}] ({params.type}): {error.message}", hint=error.hint
+            ) from None
         except (TypeError, ValueError) as error:
             raise CbrunError(f"callbacks[{index}] ({params.type}): {error}") from error
         built.extend(result if isinstance(result, list) else [result])

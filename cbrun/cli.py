@@ -152,15 +152,23 @@ def evaluate(
         str, typer.Option(help="`last` (the final model), `best`, or a checkpoint file path.")
     ] = "last",
     split: Annotated[str, typer.Option(help="`test` or `validation`.")] = "test",
+    unsafe: UnsafeOption = False,
+    allow_imports: AllowImportsOption = False,
 ) -> None:
-    """Re-evaluate a finished run; writes a new eval-*.json in its directory."""
+    """Re-evaluate a finished run; writes a new eval-*.json in its directory.
+
+    The model loads in Keras' safe mode, and no code named in the run's config is imported,
+    unless --unsafe / --allow-imports say you trust the run directory.
+    """
     if split not in ("test", "validation"):
         raise CbrunError(f"--split: expected `test` or `validation`, got `{split}`")
     from rich.console import Console
 
     from cbrun.evaluation import evaluate_run
+    from cbrun.importing import imports_from_run
 
-    result = evaluate_run(run_dir, checkpoint, split)
+    with imports_from_run(run_dir, allow_imports):
+        result = evaluate_run(run_dir, checkpoint, split, unsafe=unsafe)
     Console(stderr=True).print(result.table())
     _stdout(str(result.path))
 

@@ -33,6 +33,11 @@ class ExperimentSection(StrictModel):
         examples=["quickstart"],
     )
     seed: int = Field(42, ge=0, description="Seeds Python, NumPy, TensorFlow and data splits.")
+    deterministic: bool = Field(
+        False,
+        description="Make TensorFlow's ops deterministic (enable_op_determinism): the same seed "
+        "gives the same weights, also across `--resume`; some ops get slower or unsupported.",
+    )
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
 

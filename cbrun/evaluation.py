@@ -13,6 +13,7 @@ from cbrun.config import load_config
 from cbrun.console import format_number
 from cbrun.data.base import Dataset
 from cbrun.errors import CbrunError
+from cbrun.loading import load_model_file
 from cbrun.rundir import (
     CONFIG_FILE,
     RUN_RECORD,
@@ -40,9 +41,11 @@ class EvalResult:
         return table
 
 
-def evaluate_run(run_dir: Path, checkpoint: str = "last", split: str = "test") -> EvalResult:
+def evaluate_run(
+    run_dir: Path, checkpoint: str = "last", split: str = "test", *, unsafe: bool = False
+) -> EvalResult:
     """Rebuild the run's data, load a checkpoint in safe mode, evaluate, record the result."""
-    config, dataset, model, path = load_run(run_dir, checkpoint)
+    config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe)
     data = getattr(dataset, split)
     if data is None:
         raise CbrunError(f"{run_dir}: the run's data has no {split} split")
@@ -66,22 +69,25 @@ def evaluate_run(run_dir: Path, checkpoint: str = "last", split: str = "test") -
     return EvalResult(out, result["metrics"], split, shown)
 
 
-def load_run(run_dir: Path, checkpoint: str = "last") -> tuple[Any, Dataset, Any, Path]:
-    """A run's config, its rebuilt data, and the model of `checkpoint` loaded in safe mode."""
+def load_run(
+    run_dir: Path, checkpoint: str = "last", *, unsafe: bool = False
+) -> tuple[Any, Dataset, Any, Path]:
+    """A run's config, its rebuilt data, and the model of `checkpoint` (safe mode unless unsafe).
+
+    A weights-only checkpoint rebuilds the model from the config, which for an `import` model
+    imports code: callers wrap this in `cbrun.importing.imports_from_run`.
+    """
     if not (run_dir / CONFIG_FILE).is_file():
         raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     config, _ = load_config(run_dir / CONFIG_FILE)
-    keras = import_keras(config.experiment.seed)
+    import_keras(config.experiment.seed)
     dataset = build_dataset(config)
     path, weights_only = _checkpoint_path(run_dir, checkpoint)
     if weights_only:
         model = build_model(config, dataset)
         model.load_weights(path)
     else:
-        try:
-            model = keras.saving.load_model(path, safe_mode=True)
-        except (ValueError, OSError) as error:
-            raise CbrunError(f"{path}: cannot load the model: {error}") from None
+        model = load_model_file(path, unsafe=unsafe)
     return config, dataset, model, path
 
 

@@ -8,6 +8,7 @@ every import path unless the user passed `--allow-imports`.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,16 +22,18 @@ _REFUSED_SOURCE: ContextVar[str | None] = ContextVar("cbrun_refused_source", def
 
 
 @contextmanager
-def imports_from_run(run_dir: Path, allowed: bool, config_dir: str | None = None) -> Iterator[None]:
-    """Within: import paths in `run_dir`'s config are refused, or allowed from `config_dir`.
+def imports_from_run(run_dir: Path, allowed: bool) -> Iterator[None]:
+    """Within: import paths in `run_dir`'s saved config are refused, unless `allowed`.
 
-    Args:
-        run_dir: the run directory whose saved config is being used.
-        allowed: the user passed `--allow-imports`.
-        config_dir: the folder of the config the run was trained from (importable if allowed).
+    Allowed imports may also come from the folder of the config file the run was trained from.
     """
-    if allowed and config_dir and config_dir not in sys.path:
-        sys.path.insert(0, config_dir)
+    if allowed:
+        try:
+            config_file = json.loads((run_dir / "run.json").read_text())["config_file"]
+        except (OSError, ValueError, KeyError, TypeError):
+            config_file = None
+        if config_file and str(Path(config_file).parent) not in sys.path:
+            sys.path.insert(0, str(Path(config_file).parent))
     token = _REFUSED_SOURCE.set(None if allowed else str(run_dir))
     try:
         yield

@@ -1,9 +1,9 @@
 """Ctrl-C and SIGTERM during a run: stop at a safe point, record it, exit with 128 + signal.
 
-The first signal only sets a flag while training runs; `SafetyChecks` (cbrun/safeguards.py)
-raises `Interrupted` at the next batch or epoch boundary, so TensorFlow is never cut off in
-the middle of a step. Outside `fit` the signal raises at once, as Ctrl-C normally does. A second
-signal writes `run.json` as interrupted and exits immediately, without waiting for anything.
+The first signal only sets a flag; `SafetyChecks` (cbrun/safeguards.py) raises `Interrupted`
+at the next batch or epoch boundary of `fit`, so TensorFlow is never cut off in the middle of a
+step and the last finished epoch is saved. A signal after the last epoch lets the run finish.
+A second signal writes `run.json` as interrupted and exits at once, without waiting for anything.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ class InterruptGuard:
     def __init__(self, run_dir: Path, record: dict[str, Any]):
         self.run_dir, self.record = run_dir, record
         self.signum: int | None = None
-        self.deferring = True  # while training: wait for the next batch boundary
         self._previous: dict[int, Any] = {}
 
     def install(self) -> InterruptGuard:
@@ -79,11 +78,8 @@ class InterruptGuard:
         if self.signum is not None:
             self._exit_now(signum)
         self.signum = signum
-        name = signal.Signals(signum).name
-        if not self.deferring:
-            raise Interrupted(signum)
         sys.stderr.write(
-            f"\n{name}: stopping at the next batch and saving the run "
+            f"\n{signal.Signals(signum).name}: stopping at the next batch and saving the run "
             "(press Ctrl-C again to quit at once)\n"
         )
         sys.stderr.flush()
@@ -91,13 +87,15 @@ class InterruptGuard:
     def _exit_now(self, signum: int) -> None:
         """Second signal: leave a readable run.json and exit without any further work."""
         name = signal.Signals(signum).name
-        self.record.update(
-            status="interrupted",
-            signal=name,
-            stop_reason=f"interrupted by a second {name}: quit at once, state of the last "
-            "finished epoch kept",
-            ended_at=utc_now(),
-        )
+        if self.record.get("status") != "completed":
+            self.record.update(
+                status="interrupted",
+                signal=name,
+                stop_reason=f"interrupted by a second {name}: quit at once; the state of the "
+                "last finished epoch is kept",
+                resume_command=f"cbrun train --resume {self.run_dir}",
+            )
+        self.record["ended_at"] = utc_now()
         try:
             write_json_atomic(self.run_dir / RUN_RECORD, self.record)
         finally:

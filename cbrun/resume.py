@@ -42,17 +42,15 @@ def resume_run(
             "before training began; start it again with `cbrun train CONFIG`"
         )
     config, _ = load_config(run_dir / CONFIG_FILE)
-    config_file = record.get("config_file")
-    config_dir = str(Path(config_file).parent) if config_file else None
-    with imports_from_run(run_dir, allow_imports, config_dir):
+    with imports_from_run(run_dir, allow_imports):
         strategy = make_strategy(config.distribution)
-        import_keras(config.experiment.seed)
         dataset = build_dataset(config)
-        with strategy.scope():
-            model = load_model_file(saved.model_path, unsafe=unsafe)
-        callbacks = build_callbacks(config, run_dir, dataset)
+        callbacks = build_callbacks(config, run_dir, dataset)  # refuses imports before any work
         test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
         continue_logs(callbacks)
+        import_keras(config.experiment.seed, config.experiment.deterministic)
+        with strategy.scope():
+            model = load_model_file(saved.model_path, unsafe=unsafe)
         reporter = Reporter(quiet)
         reporter.attach_log(run_dir / "train.log")
         _mark_resumed(record, saved)

@@ -34,7 +34,9 @@ def create_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Pa
     for attempt in range(1000):
         candidate = parent / (stamp if attempt == 0 else f"{stamp}-{attempt + 1}")
         try:
-            candidate.mkdir()  # atomic: fails if another process got there first
+            # Atomic: fails if another process got there first. `parents`: a failed run of the
+            # same experiment may have just removed its empty experiment folder.
+            candidate.mkdir(parents=True)
         except FileExistsError:
             continue
         return candidate

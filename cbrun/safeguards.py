@@ -32,7 +32,6 @@ class SafetyChecks(keras.callbacks.Callback):
         self.where = "before training began"
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.guard.deferring = True
         self.guard.check()
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
@@ -54,7 +53,6 @@ class SafetyChecks(keras.callbacks.Callback):
         self._check(f"after epoch {epoch + 1}")
 
     def on_train_end(self, logs: dict | None = None) -> None:
-        self.guard.deferring = False
         self._check("after the last epoch")
 
     def _check(self, where: str) -> None:

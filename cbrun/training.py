@@ -61,7 +61,7 @@ def train(
     """Train the experiment in `config_path`; user errors raise CbrunError before any run dir."""
     config, _ = load_config(config_path, overrides, smoke=smoke)
     strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
-    import_keras(config.experiment.seed)
+    import_keras(config.experiment.seed, config.experiment.deterministic)
     dataset = build_dataset(config)
     with strategy.scope():  # the model's and optimizer's variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
@@ -174,10 +174,10 @@ def run(
         reporter.print(f"[red]training failed:[/] {type(error).__name__}: {error}")
         exit_code = 1
     finally:
-        guard.uninstall()
         record.update(ended_at=utc_now(), duration_seconds=clock.seconds())
         add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
         write_json_atomic(run_dir / RUN_RECORD, record)
+        guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
         lock.release()
     if exit_code == 0:
         reporter.print(_summary_table(record))
