@@ -235,7 +235,9 @@ def runs(
     runs_dir: RunsDirArg = Path("runs"),
     status: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="Only runs with this status: completed, failed, running, damaged."),
+        typer.Option(
+            help="Only runs with this status: completed, failed, interrupted, running, damaged."
+        ),
     ] = None,
     sort: Annotated[
         Optional[str],  # noqa: UP045

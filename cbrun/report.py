@@ -27,7 +27,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left;
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status { display: inline-block; padding: 0.1em 0.6em; border-radius: 0.3em; color: white; }
 .completed { background: #2e7d32; } .failed { background: #c62828; }
-.running { background: #f9a825; } .warning { color: #c62828; }
+.running, .interrupted { background: #f9a825; } .warning { color: #c62828; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 .plots figure { margin: 0; } .plots img { width: 520px; border: 1px solid #eee; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }

@@ -24,7 +24,9 @@ from cbrun.errors import CbrunError, did_you_mean
 from cbrun.rundir import CONFIG_FILE, RUN_RECORD
 
 STAMP = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
-STATUSES = ("completed", "failed", "running", "damaged")
+STATUSES = ("completed", "failed", "interrupted", "running", "damaged")
+STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "yellow"}
+SWEEP_RECORD = "sweep.json"  # written by `cbrun sweep` in its own folder
 # Files a completed run always has; their absence marks it damaged.
 COMPLETED_FILES = (CONFIG_FILE, "history.json", "model.keras")
 FIELDS = ("started", "duration", "epochs", "name", "status")
@@ -121,26 +123,35 @@ def read_run(path: Path) -> RunInfo:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (
-        (path / RUN_RECORD).exists()
-        or (path / CONFIG_FILE).exists()
-        or bool(STAMP.match(path.name))
+    """A run directory, finished or not (a sweep's folder is not one)."""
+    return (
+        path.is_dir()
+        and not (path / SWEEP_RECORD).exists()
+        and (
+            (path / RUN_RECORD).exists()
+            or (path / CONFIG_FILE).exists()
+            or bool(STAMP.match(path.name))
+        )
     )
 
 
-def find_runs(runs_dir: Path) -> list[Path]:
-    """Run directories in `runs_dir/<experiment>/<stamp>`, or directly in `runs_dir`."""
+def find_runs(runs_dir: Path, depth: int = 6) -> list[Path]:
+    """Run directories under `runs_dir` (`<experiment>/<stamp>`, sweeps' trials included).
+
+    A folder with `run.json` or `config.yaml` is a run; a timestamp-named folder with no run
+    inside is a run that died before writing anything.
+    """
     if not runs_dir.is_dir():
         raise CbrunError(f"{runs_dir}: no such directory (give the folder your runs are in)")
-    if is_run_dir(runs_dir):
-        return [runs_dir]
-    found: list[Path] = []
-    for child in sorted(runs_dir.iterdir()):
-        if is_run_dir(child):
-            found.append(child)
-        elif child.is_dir():
-            found.extend(sorted(p for p in child.iterdir() if is_run_dir(p)))
-    return found
+    return _collect(runs_dir, depth)
+
+
+def _collect(folder: Path, depth: int) -> list[Path]:
+    if is_run_dir(folder) and ((folder / RUN_RECORD).exists() or (folder / CONFIG_FILE).exists()):
+        return [folder]
+    children = sorted(p for p in folder.iterdir() if p.is_dir()) if depth > 0 else []
+    inner = [run for child in children for run in _collect(child, depth - 1)]
+    return inner or ([folder] if is_run_dir(folder) else [])
 
 
 def select_runs(
@@ -207,7 +218,7 @@ def runs_table(runs: list[RunInfo], runs_dir: Path) -> Table:
     for run in runs:
         row = run.row()
         status = row["status"]
-        style = {"completed": "green", "failed": "red", "running": "yellow"}.get(status, "magenta")
+        style = STATUS_STYLE.get(status, "magenta")
         note = f"\n[dim]{'; '.join(run.problems)}[/]" if run.problems else ""
         table.add_row(
             row["name"],

@@ -12,7 +12,7 @@ from rich.text import Text
 from cbrun.console import format_number
 from cbrun.errors import CbrunError
 from cbrun.rundir import CONFIG_FILE
-from cbrun.runs import is_run_dir, read_json_or_problem, read_run
+from cbrun.runs import STATUS_STYLE, is_run_dir, read_json_or_problem, read_run
 
 BARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 60
@@ -109,7 +109,7 @@ def show_run(run_dir: Path) -> Group:
     status = Table.grid(padding=(0, 2))
     status.add_column(style="dim")
     status.add_column()
-    style = {"completed": "green", "failed": "red", "running": "yellow"}.get(info.status, "magenta")
+    style = STATUS_STYLE.get(info.status, "magenta")
     status.add_row("status", Text(info.status, style=style))
     for problem in info.problems:
         status.add_row("problem", Text(problem, style="magenta"))

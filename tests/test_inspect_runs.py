@@ -74,6 +74,17 @@ def test_runs_lists_every_run_and_damaged_ones_as_such(runs, cli):
     assert rows["broken/20260101-000002"]["recorded_status"] == "completed"
 
 
+def test_runs_finds_sweep_trials_but_not_sweep_folders(runs, cli, tmp_path):
+    sweep = tmp_path / "runs" / "small" / "sweeps" / "20260102-000000"
+    shutil.copytree(runs["small"], sweep / "small" / "20260102-000001")
+    (sweep / "sweep.json").write_text("{}")
+    for folder in (tmp_path / "runs", sweep):
+        result = cli("runs", folder, "--json")
+        assert result.exit_code == 0, result.stderr
+        rows = json.loads(result.stdout)
+        assert [(r["name"], r["status"]) for r in rows] == [("small/20260102-000001", "completed")]
+
+
 def test_runs_filters_sorts_and_limits(runs, cli):
     def names(*args: str) -> list[str]:
         result = cli("runs", runs["runs_dir"], "--json", *args)
