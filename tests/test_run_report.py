@@ -130,3 +130,19 @@ def test_a_plotting_failure_is_a_recorded_warning_not_a_failed_run(cli, make_con
     record = json.loads((Path(json.loads(result.stdout)["path"]) / "run.json").read_text())
     assert record["status"] == "completed"
     assert record["warnings"] == ["plots/report not written: RuntimeError: no fonts today"]
+
+
+def test_a_failed_run_still_gets_a_report_saying_why(cli, make_config, tmp_path):
+    (tmp_path / "hooks.py").write_text(
+        "def boom(epoch, logs):\n    raise RuntimeError('the disk is full')\n"
+    )
+    config = make_config({"callbacks": [{"type": "lambda", "on_epoch_end": "hooks:boom"}]})
+    result = cli("train", config, "--json", "--quiet")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and summary["exit_code"] == 1
+    record = json.loads((Path(summary["path"]) / "run.json").read_text())
+    assert record["report"] == "report.html" and record["plots"] == []
+    html = (Path(summary["path"]) / "report.html").read_text()
+    assert '<span class="status failed">failed</span>' in html
+    assert "RuntimeError: the disk is full" in html
