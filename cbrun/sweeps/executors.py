@@ -70,13 +70,16 @@ def execute(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[
 
 def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> None:
     """Up to `workers` trial processes at a time (the threads only wait on the processes)."""
-    with ThreadPoolExecutor(max_workers=resources.workers or 1) as pool:
+    pool = ThreadPoolExecutor(max_workers=resources.workers or 1)
+    try:
         futures = {
             pool.submit(run_trial, job.config, job.overrides, job.runs_dir): job.index
             for job in jobs
         }
         for future in as_completed(futures):
             report(futures[future], future.result())
+    finally:  # on Ctrl-C, trials not started yet are dropped; running ones finish or stop
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:

@@ -135,20 +135,26 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         console.print(f"{item['trial']} {item['status']} ({done}/{len(todo)})  {shown}")
         write_json_atomic(sweep_dir / SWEEP_RECORD, record)
 
+    interrupted = False
     try:
         record["backend"] |= execute(jobs, resources, finished)
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         for item in items:
             if item["status"] == "running":
                 item["status"] = "interrupted"
         failed = any(item["status"] != "completed" for item in items)
-        record.update(status="failed" if failed else "completed", ended_at=utc_now())
-        record["duration_seconds"] = clock.seconds()
+        status = "interrupted" if interrupted else "failed" if failed else "completed"
+        record.update(status=status, ended_at=utc_now(), duration_seconds=clock.seconds())
         record["ranking"] = [item["trial"] for item in _ranked(items, record["direction"])]
         write_json_atomic(sweep_dir / SWEEP_RECORD, record)
     write_text_atomic(sweep_dir / SUMMARY_CSV, _summary_csv(record))
     _plot(sweep_dir, record, console)
     console.print(_summary_table(record))
+    if interrupted:
+        console.print(f"interrupted; run the rest with: cbrun sweep --resume {sweep_dir}")
+        return SweepResult(sweep_dir, record, 130)
     return SweepResult(sweep_dir, record, 1 if failed else 0)
 
 
