@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from socket import gethostname
 from typing import Any
 
 from rich import box
@@ -115,11 +117,29 @@ def read_run(path: Path) -> RunInfo:
         evaluation = read_json_or_problem(path / "eval.json", info.problems)
         if isinstance(evaluation, dict):
             info.test_metrics = dict(evaluation.get("metrics") or {})
+    if info.record.get("status") == "running" and _process_gone(info.record):
+        info.problems.append(
+            f"recorded as running, but its process {info.record['pid']} is gone (killed?)"
+        )
     if info.record.get("status") == "completed":
         info.problems += [
             f"{name} is missing" for name in COMPLETED_FILES if not (path / name).exists()
         ]
     return info
+
+
+def _process_gone(record: dict[str, Any]) -> bool:
+    """True when the run's training process was on this host and no longer exists."""
+    pid = record.get("pid")
+    if os.name != "posix" or not isinstance(pid, int) or record.get("host") != gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def is_run_dir(path: Path) -> bool:

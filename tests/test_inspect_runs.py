@@ -50,6 +50,17 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     shutil.copytree(made["small"], made["no_model"])
     (made["no_model"] / "model.keras").unlink()
     (made["no_model"] / "history.json").unlink()
+    made["killed"] = broken / "20260101-000003"  # its process died without a word
+    shutil.copytree(made["small"], made["killed"])
+    record = json.loads((made["killed"] / "run.json").read_text())
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    record.update(status="running", pid=int(finished.stdout))
+    (made["killed"] / "run.json").write_text(json.dumps(record))
     made["runs_dir"] = runs_dir
     return made
 
@@ -72,6 +83,17 @@ def test_runs_lists_every_run_and_damaged_ones_as_such(runs, cli):
         "model.keras is missing",
     ]
     assert rows["broken/20260101-000002"]["recorded_status"] == "completed"
+    killed = rows["broken/20260101-000003"]
+    assert killed["status"] == "damaged" and killed["recorded_status"] == "running"
+    assert killed["problems"] == [
+        f"recorded as running, but its process {killed_pid(runs)} is gone (killed?)"
+    ]
+    running = cli("runs", runs["runs_dir"], "--json", "--status", "running")
+    assert json.loads(running.stdout) == []
+
+
+def killed_pid(runs) -> int:
+    return json.loads((runs["killed"] / "run.json").read_text())["pid"]
 
 
 def test_runs_finds_sweep_trials_but_not_sweep_folders(runs, cli, tmp_path):
@@ -91,7 +113,7 @@ def test_runs_filters_sorts_and_limits(runs, cli):
         assert result.exit_code == 0, result.stderr
         return [row["name"].split("/")[0] for row in json.loads(result.stdout)]
 
-    assert names("--status", "damaged") == ["broken"] * 3
+    assert names("--status", "damaged") == ["broken"] * 4
     assert sorted(names("--status", "completed")) == ["small", "wide"]
     accuracy = {
         name: json.loads((runs[name] / "run.json").read_text())["test_metrics"]["accuracy"]
