@@ -10,7 +10,7 @@ from typing import Any
 from cbrun import registry
 from cbrun.callbacks.base import BuildContext
 from cbrun.data.base import Dataset
-from cbrun.errors import CbrunError
+from cbrun.errors import CbrunError, did_you_mean
 from cbrun.native_logs import quiet_native_logs
 from cbrun.speed import dtype_policy
 
@@ -65,6 +65,7 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
         if hasattr(params, "prepare_model"):
             model = params.prepare_model(model, dataset, config.experiment.seed)
     resolve_compile_defaults(config, dataset)
+    _check_compile_names(keras, config.compile)
     try:
         model.compile(
             optimizer=config.compile.optimizer.build(),
@@ -76,6 +77,32 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
     except (ValueError, TypeError) as error:
         raise CbrunError(f"compile: {error}") from None
     return model
+
+
+def _check_compile_names(keras: Any, section: Any) -> None:
+    """Unknown loss or metric names fail here, with their key and a close match, not in `fit`."""
+
+    def public_names(module: Any) -> list[str]:
+        return [n for n in dir(module) if n.islower() and n not in ("get", "serialize")]
+
+    try:
+        keras.losses.get(section.loss)
+    except (ValueError, TypeError):
+        names = public_names(keras.losses)
+        raise CbrunError(
+            f"compile.loss: unknown Keras loss `{section.loss}`.{did_you_mean(section.loss, names)}"
+        ) from None
+    for index, metric in enumerate(section.metrics):
+        if metric in ("accuracy", "acc", "crossentropy", "ce"):  # compile() resolves these
+            continue
+        try:
+            keras.metrics.get(metric)
+        except (ValueError, TypeError):
+            names = ["accuracy", *public_names(keras.metrics)]
+            raise CbrunError(
+                f"compile.metrics[{index}]: unknown Keras metric `{metric}`."
+                f"{did_you_mean(metric, names)}"
+            ) from None
 
 
 def build_callbacks(config: Any, run_dir: Path, dataset: Dataset, phase: str = "fit") -> list[Any]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import types
 import typing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -192,6 +195,31 @@ def _most_specific(described: list[tuple[KeyPath, int, str]]) -> list[str]:
     return [text for _, text in kept.values()]
 
 
+_LEADING_KEY_PATH = re.compile(r"^([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*|\[\d+\])*)(?=[: ])")
+
+
+@contextmanager
+def located(document: Document, section: str) -> Iterator[None]:
+    """Give user errors raised while building from `document` the file and line they concern.
+
+    A message that starts with a key path (`data.target: ...`, `callbacks[1] (type): ...`)
+    gets the line of that key; any other gets the line of `section`, and the section's name.
+    """
+    try:
+        yield
+    except ConfigError:
+        raise
+    except CbrunError as error:
+        match = _LEADING_KEY_PATH.match(error.message)
+        if match and match.group(1) in SECTION_ORDER:
+            parts = re.findall(r"\.([A-Za-z_]\w*)|\[(\d+)\]", match.group(2))
+            path = (match.group(1), *(name or int(index) for name, index in parts))
+            message = f"{document.where(path)}: {error.message}"
+        else:
+            message = f"{document.where((section,))}: {section}: {error.message}"
+        raise CbrunError(message, hint=error.hint) from None
+
+
 def apply_smoke(document: Document) -> None:
     """Shrink a run for CI: one epoch of two batches on at most 256 samples, callbacks kept."""
     data = document.data
@@ -257,7 +285,18 @@ def _message(error: dict[str, Any], document: Document, path: KeyPath, fields: A
         return f"{where}: {format_path(path + ('type',))}: {message}"
     if kind == "missing":
         return f"{where}: {shown}: required key is missing"
+    if kind == "literal_error" and isinstance(error.get("input"), str):
+        choices = re.findall(r"'([^']*)'", str(error["ctx"].get("expected", "")))
+        return (
+            f"{where}: {shown}: `{error['input']}` is not one of: {', '.join(choices)}."
+            f"{did_you_mean(error['input'], choices)}"
+        )
     message = error["msg"].removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and error["ctx"].get("pattern") == NAME_PATTERN:
+        message = (
+            "expected letters, digits, `_`, `.` or `-`, starting with a letter or digit "
+            "(it names one folder inside the runs directory)"
+        )
     if "input" in error and not isinstance(error["input"], (dict, list)):
         message += f" (got {error['input']!r})"
     elif kind in ("model_type", "dict_type"):

@@ -17,7 +17,7 @@ from rich.table import Table
 from cbrun import speed
 from cbrun.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.callbacks.base import resolve_mode
-from cbrun.config import load_config, resolved_dict
+from cbrun.config import load_config, located, resolved_dict
 from cbrun.console import Reporter, format_metrics, format_number
 from cbrun.distribution import describe as describe_strategy
 from cbrun.distribution import make_strategy
@@ -59,17 +59,19 @@ def train(
     quiet: bool = False,
 ) -> TrainResult:
     """Train the experiment in `config_path`; user errors raise CbrunError before any run dir."""
-    config, _ = load_config(config_path, overrides, smoke=smoke)
+    config, document = load_config(config_path, overrides, smoke=smoke)
     strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
     import_keras(config.experiment.seed, config.experiment.deterministic)
-    dataset = build_dataset(config)
-    with strategy.scope():  # the model's and optimizer's variables live on every replica
+    with located(document, "data"):  # errors found in the data name the config line
+        dataset = build_dataset(config)
+    with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 
     run_dir = create_run_dir(Path(runs_dir or config.output.runs_dir), config.experiment.name)
     try:
-        callbacks = build_callbacks(config, run_dir, dataset)
-        test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
+        with located(document, "callbacks"):
+            callbacks = build_callbacks(config, run_dir, dataset)
+            test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
     except BaseException:
         _remove_unused(run_dir)
         raise

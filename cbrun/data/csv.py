@@ -34,16 +34,21 @@ def csv(params: CsvParams, seed: int) -> Dataset:
     import pandas as pd
 
     def read_frame(path: str) -> pd.DataFrame:
+        keys = ("path", "validation_path", "test_path")
+        key = next(k for k in keys if getattr(params, k) == path)
         try:
             frame = pd.read_csv(path, sep=params.delimiter)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise CbrunError(f"{path}: cannot read as CSV: {error}") from None
+            raise CbrunError(f"data.{key}: cannot read {path} as CSV: {error}") from None
+        if frame.empty:
+            raise CbrunError(f"data.{key}: {path} has a header but no data rows")
         columns = list(frame.columns)
         wanted = [params.target, *(params.features or [])]
         for column in wanted:
             if column not in columns:
                 raise CbrunError(
-                    f"{path}: no column `{column}`.{did_you_mean(column, columns)} "
+                    f"data.{'target' if column == params.target else 'features'}: {path} has "
+                    f"no column `{column}`.{did_you_mean(column, columns)} "
                     f"Columns: {', '.join(map(str, columns))}"
                 )
         return frame
@@ -62,7 +67,8 @@ def csv(params: CsvParams, seed: int) -> Dataset:
         bad = [c for c in features if not _numeric(frame[c])]
         if bad:
             raise CbrunError(
-                f"{path}: feature columns must be numeric; not numeric: {', '.join(bad)}"
+                f"data.features: feature columns must be numeric; in {path}, not numeric: "
+                f"{', '.join(map(str, bad))}"
             )
         x = frame[features].to_numpy(dtype="float32")
         target = frame[params.target]
@@ -72,8 +78,8 @@ def csv(params: CsvParams, seed: int) -> Dataset:
         if (codes < 0).any():
             unknown = sorted({str(v) for v in target[codes < 0]})
             raise CbrunError(
-                f"{path}: target `{params.target}` has labels not seen in {params.path}: "
-                f"{', '.join(unknown[:5])}"
+                f"data.target: `{params.target}` in {path} has labels not seen in "
+                f"{params.path}: {', '.join(unknown[:5])}"
             )
         return x, codes.astype("int32")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from typing import Literal
 
 import numpy as np
@@ -27,18 +28,22 @@ class NpzParams(FileDataParams):
 @datasets.register("npz", NpzParams)
 def npz(params: NpzParams, seed: int) -> Dataset:
     def read(path: str) -> Arrays:
+        keys = ("path", "validation_path", "test_path")
+        where = f"data.{next(k for k in keys if getattr(params, k) == path)}"
+        if not zipfile.is_zipfile(path):
+            raise CbrunError(f"{where}: {path} is not a .npz file (numpy.savez writes one)")
         try:
             with np.load(path, allow_pickle=False) as archive:
                 names = list(archive.files)
-                for key in (params.x, params.y):
+                for field, key in (("x", params.x), ("y", params.y)):
                     if key not in names:
                         raise CbrunError(
-                            f"{path}: no array `{key}`.{did_you_mean(key, names)} "
-                            f"Arrays: {', '.join(names)}"
+                            f"data.{field}: {path} has no array `{key}`."
+                            f"{did_you_mean(key, names)} Arrays: {', '.join(names)}"
                         )
                 return archive[params.x], archive[params.y]
         except (OSError, ValueError) as error:
-            raise CbrunError(f"{path}: cannot read as .npz: {error}") from None
+            raise CbrunError(f"{where}: cannot read {path} as .npz: {error}") from None
 
     dataset = make_file_dataset(
         read, params, seed, params.task, source=params.path, num_classes=params.num_classes
@@ -48,7 +53,8 @@ def npz(params: NpzParams, seed: int) -> Dataset:
             part = getattr(dataset, name)
             if part is not None and part[1].max() >= dataset.num_classes:
                 raise CbrunError(
-                    f"{params.path}: {name} labels go up to {int(part[1].max())}, outside the "
-                    f"{dataset.num_classes} classes (0..{dataset.num_classes - 1})"
+                    f"data.num_classes: {name} labels in {params.path} go up to "
+                    f"{int(part[1].max())}, outside the {dataset.num_classes} classes "
+                    f"(0..{dataset.num_classes - 1})"
                 )
     return dataset
