@@ -240,6 +240,7 @@ def test_overfitting_guard_stops_at_the_first_epoch_past_patience(tmp_path_facto
         },
     )
     ratios = [v / t for v, t in zip(history["val_loss"], history["loss"], strict=True)]
+    assert history["overfitting_ratio"] == pytest.approx(ratios)
     above = [i >= start and r > ratio for i, r in enumerate(ratios)]
     first_stop = (
         i for i in range(patience - 1, len(above)) if all(above[i - patience + 1 : i + 1])

@@ -15,7 +15,8 @@ class OverfittingGuardParams(FitOnlyParams):
     """Stop when val_loss / loss exceeds a ratio for N consecutive epochs; records why.
 
     Example: `{type: overfitting_guard, ratio: 1.5, patience: 3}` stops after the third epoch
-    in a row whose validation loss is more than 1.5 times the training loss.
+    in a row whose validation loss is more than 1.5 times the training loss. Logs the ratio
+    as `overfitting_ratio`; the reason for stopping goes to run.json's `stop_reason`.
     """
 
     type: Literal["overfitting_guard"]
@@ -28,6 +29,9 @@ class OverfittingGuardParams(FitOnlyParams):
     val_metric: str = Field(
         "val_loss", min_length=1, description="Validation metric (the numerator)."
     )
+
+    def logged_metrics(self) -> list[str]:
+        return ["overfitting_ratio"]
 
     def watched_metrics(self) -> list[tuple[str, str]]:
         return [("metric", self.metric), ("val_metric", self.val_metric)]
@@ -60,12 +64,10 @@ def overfitting_guard(params: OverfittingGuardParams, ctx: BuildContext) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.stop_reason: str | None = None
-            self.stopped_epoch = 0
-            self.ratios: list[float | None] = []
             self._above = 0
 
         def on_train_begin(self, logs: dict | None = None) -> None:
-            self.stop_reason, self.stopped_epoch, self.ratios, self._above = None, 0, [], 0
+            self.stop_reason, self._above = None, 0
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
@@ -75,16 +77,14 @@ def overfitting_guard(params: OverfittingGuardParams, ctx: BuildContext) -> Any:
                     f"available: {', '.join(sorted(logs))}"
                 )
             if params.val_metric not in logs:
-                self.ratios.append(None)  # no validation this epoch (validation_freq > 1)
-                return
+                return  # no validation this epoch (validation_freq > 1)
             ratio = float(logs[params.val_metric]) / max(float(logs[params.metric]), 1e-12)
-            self.ratios.append(ratio)
+            logs["overfitting_ratio"] = ratio
             if epoch < params.start_from_epoch:
                 return
             self._above = self._above + 1 if ratio > params.ratio else 0
             if self._above >= params.patience:
                 self.model.stop_training = True
-                self.stopped_epoch = epoch + 1
                 self.stop_reason = (
                     f"overfitting_guard: {params.val_metric} / {params.metric} was above "
                     f"{params.ratio:g} for {params.patience} epochs in a row (last {ratio:.3g}); "
