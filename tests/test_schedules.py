@@ -2,13 +2,14 @@
 
 import json
 import math
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from cbrun import registry
-from conftest import tensorboard_scalars, train_tiny
+from conftest import run_dirs, tensorboard_scalars, train_tiny
 
 LR0 = 0.01
 EPOCHS = 7
@@ -93,3 +94,32 @@ def test_learning_rate_reaches_tensorboard(runs):
         expected,
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        (
+            "def lr(epoch):\n    return 0.1\n",
+            "callbacks[0] (learning_rate_scheduler): schedule.function: calling "
+            "bad_schedule:lr(epoch, initial_learning_rate) failed:",
+        ),
+        (
+            "def lr(epoch, lr0):\n    return 'fast'\n",
+            "schedule.function: bad_schedule:lr(0, 0.01) returned 'fast'; expected a finite "
+            "learning rate >= 0",
+        ),
+    ],
+    ids=["wrong_signature", "not_a_number"],
+)
+def test_broken_user_schedule_fails_before_training(
+    source, message, tmp_path, make_config, cli, runs_dir
+):
+    (tmp_path / "bad_schedule.py").write_text(source)
+    sys.modules.pop("bad_schedule", None)
+    schedule = {"type": "import", "function": "bad_schedule:lr"}
+    config = make_config({"callbacks": [{"type": "learning_rate_scheduler", "schedule": schedule}]})
+    result = cli("train", config)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert run_dirs(runs_dir) == []

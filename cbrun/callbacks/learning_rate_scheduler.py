@@ -30,6 +30,7 @@ def learning_rate_scheduler(params: LearningRateSchedulerParams, ctx: BuildConte
     initial = getattr(params.schedule, "initial_learning_rate", None) or float(
         ctx.config.compile.optimizer.learning_rate
     )
+    formula(0, initial)  # a broken (user) schedule fails before training, not at epoch 1
     return keras.callbacks.LearningRateScheduler(
         lambda epoch, _lr: formula(epoch, initial), verbose=params.verbose
     )
