@@ -75,21 +75,32 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
 
         def _begin(self, phase: str) -> None:
             self._phase, self._phase_started = phase, time.perf_counter()
+            self._batches, self._last_sampled = 0, None
 
         def _end(self, batches: int) -> None:
             seconds = time.perf_counter() - self._phase_started
             self._row(self._phase, "", seconds, self._samples(self._phase, batches))
 
         def _batch_begin(self, batch: int) -> None:
-            if params.batch_every and batch % params.batch_every == 0:
-                self._batch_started = time.perf_counter()
+            """Sample this step if `batch_every` batches passed since the last sampled one.
+
+            With `steps_per_execution` N, Keras calls the hooks once per N batches (`batch` is
+            the first of them), so a sampled row then covers N batches.
+            """
+            last = self._last_sampled
+            self._sampled = bool(params.batch_every) and (
+                last is None or batch - last >= params.batch_every
+            )
+            if self._sampled:
+                self._last_sampled, self._batch_started = batch, time.perf_counter()
 
         def _batch_end(self, batch: int) -> None:
             self._batches = batch + 1
-            if params.batch_every and batch % params.batch_every == 0:
+            if self._sampled:
                 seconds = time.perf_counter() - self._batch_started
-                samples = self._samples(self._phase, batch + 1) - self._samples(self._phase, batch)
-                self._row(self._phase, batch + 1, seconds, samples)
+                first = self._last_sampled
+                samples = self._samples(self._phase, batch + 1) - self._samples(self._phase, first)
+                self._row(self._phase, first + 1, seconds, samples)
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             self._in_fit = True
@@ -98,7 +109,7 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
             self._in_fit, self._epoch = False, ""
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self._epoch, self._batches, self._trained = epoch + 1, 0, False
+            self._epoch, self._trained = epoch + 1, False
             self._begin("fit")
 
         def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -111,7 +122,6 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
             if self._in_fit:
                 self._end(self._batches)  # the training part of the epoch ends here
                 self._trained = True
-            self._batches = 0
             self._begin("validation" if self._in_fit else "evaluate")
 
         def on_test_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -131,7 +141,7 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
             self._flush()
 
         def on_predict_begin(self, logs: dict | None = None) -> None:
-            self._batches, self._predicted = 0, 0
+            self._predicted = 0
             self._begin("predict")
 
         def on_predict_batch_begin(self, batch: int, logs: dict | None = None) -> None:
@@ -140,9 +150,9 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
         def on_predict_batch_end(self, batch: int, logs: dict | None = None) -> None:
             size = len(keras.tree.flatten((logs or {}).get("outputs"))[0])
             self._predicted += size
-            self._batches = batch + 1
-            if params.batch_every and batch % params.batch_every == 0:
-                self._row("predict", batch + 1, time.perf_counter() - self._batch_started, size)
+            if self._sampled:
+                seconds = time.perf_counter() - self._batch_started
+                self._row("predict", self._last_sampled + 1, seconds, size)
 
         def on_predict_end(self, logs: dict | None = None) -> None:
             self._row("predict", "", time.perf_counter() - self._phase_started, self._predicted)
