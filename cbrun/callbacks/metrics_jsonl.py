@@ -106,10 +106,12 @@ def metrics_jsonl(params: MetricsJsonlParams, ctx: BuildContext) -> Any:
         """Also a line every `batch_every` batches (a batch hook makes Keras call it in step)."""
 
         def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-            self._epoch = epoch
+            self._epoch, self._written = epoch, 0
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            if (batch + 1) % params.batch_every == 0:
+            # `batch` is the last of the N batches a step ran (training.steps_per_execution).
+            if batch + 1 - self._written >= params.batch_every:
                 self._write("batch", logs, epoch=self._epoch + 1, batch=batch + 1)
+                self._written = batch + 1
 
     return BatchMetricsJsonl() if params.batch_every else MetricsJsonl()
