@@ -32,6 +32,16 @@ SWEEP_RECORD = "sweep.json"  # written by `cbrun sweep` in its own folder
 # Files a completed run always has; their absence marks it damaged.
 COMPLETED_FILES = (CONFIG_FILE, "history.json", "model.keras")
 FIELDS = ("started", "duration", "epochs", "name", "status")
+RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "status": str,
+    "started_at": str,
+    "duration_seconds": (int, float),
+    "epochs_completed": int,
+    "epochs_planned": int,
+    "monitors": dict,
+    "final_metrics": dict,
+    "test_metrics": dict,
+}
 
 
 @dataclass
@@ -110,7 +120,7 @@ def read_run(path: Path) -> RunInfo:
     if record is not None and not isinstance(record, dict):
         info.problems.append(f"{RUN_RECORD} does not hold a JSON object")
         record = None
-    info.record = record or {}
+    info.record = _checked(record or {}, info.problems)
     if info.record.get("test_metrics"):
         info.test_metrics = dict(info.record["test_metrics"])
     elif (path / "eval.json").exists():
@@ -126,6 +136,23 @@ def read_run(path: Path) -> RunInfo:
             f"{name} is missing" for name in COMPLETED_FILES if not (path / name).exists()
         ]
     return info
+
+
+def _checked(record: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """`record` without the fields whose type is wrong (a hand-edited file), each noted."""
+    for key, kind in RECORD_TYPES.items():
+        value = record.get(key)
+        if value is None:
+            continue
+        items = dict if key == "monitors" else (int, float)
+        if (
+            not isinstance(value, kind)
+            or isinstance(value, bool)
+            or (isinstance(value, dict) and not all(isinstance(v, items) for v in value.values()))
+        ):
+            problems.append(f"{RUN_RECORD}: `{key}` has the wrong type")
+            record.pop(key)
+    return record
 
 
 def _process_gone(record: dict[str, Any]) -> bool:

@@ -61,6 +61,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     )
     record.update(status="running", pid=int(finished.stdout))
     (made["killed"] / "run.json").write_text(json.dumps(record))
+    made["edited"] = broken / "20260101-000004"  # someone edited run.json by hand
+    shutil.copytree(made["small"], made["edited"])
+    record = json.loads((made["edited"] / "run.json").read_text())
+    record.update(duration_seconds="long", monitors={"val_loss": 0.5}, epochs_completed=True)
+    (made["edited"] / "run.json").write_text(json.dumps(record))
     made["runs_dir"] = runs_dir
     return made
 
@@ -88,6 +93,10 @@ def test_runs_lists_every_run_and_damaged_ones_as_such(runs, cli):
     assert killed["problems"] == [
         f"recorded as running, but its process {killed_pid(runs)} is gone (killed?)"
     ]
+    assert rows["broken/20260101-000004"]["problems"] == [
+        f"run.json: `{key}` has the wrong type"
+        for key in ("duration_seconds", "epochs_completed", "monitors")
+    ]
     running = cli("runs", runs["runs_dir"], "--json", "--status", "running")
     assert json.loads(running.stdout) == []
 
@@ -113,7 +122,7 @@ def test_runs_filters_sorts_and_limits(runs, cli):
         assert result.exit_code == 0, result.stderr
         return [row["name"].split("/")[0] for row in json.loads(result.stdout)]
 
-    assert names("--status", "damaged") == ["broken"] * 4
+    assert names("--status", "damaged") == ["broken"] * 5
     assert sorted(names("--status", "completed")) == ["small", "wide"]
     accuracy = {
         name: json.loads((runs[name] / "run.json").read_text())["test_metrics"]["accuracy"]
@@ -157,6 +166,7 @@ def test_show_prints_outcome_metrics_curves_artifacts_and_config(runs, cli):
         ("truncated", "run.json is unreadable"),
         ("empty", "run.json is missing"),
         ("no_model", "history.json is missing"),
+        ("edited", "`monitors` has the wrong type"),
     ],
 )
 def test_show_reports_damage_without_crashing(runs, cli, run, problem):
