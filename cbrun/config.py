@@ -282,7 +282,7 @@ def _message(error: dict[str, Any], document: Document, path: KeyPath, fields: A
                 f"Available: {', '.join(expected)}"
             )
         )
-        return f"{where}: {format_path(path + ('type',))}: {message}"
+        return f"{document.where(path + ('type',))}: {format_path(path + ('type',))}: {message}"
     if kind == "missing":
         return f"{where}: {shown}: required key is missing"
     if kind == "literal_error" and isinstance(error.get("input"), str):
@@ -292,6 +292,8 @@ def _message(error: dict[str, Any], document: Document, path: KeyPath, fields: A
             f"{did_you_mean(error['input'], choices)}"
         )
     message = error["msg"].removeprefix("Value error, ")
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{where}: {shown}: expected a mapping of keys, got {error.get('input')!r}"
     if kind == "string_pattern_mismatch" and error["ctx"].get("pattern") == NAME_PATTERN:
         message = (
             "expected letters, digits, `_`, `.` or `-`, starting with a letter or digit "

@@ -187,7 +187,10 @@ def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> 
 
 def _yaml_message(error: yaml.MarkedYAMLError, source: str) -> str:
     mark = error.problem_mark or error.context_mark
-    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+    # An override is one line: its own text says more than a line and column would.
+    where = source
+    if mark and not source.startswith("--set "):
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}"
     problem = error.problem or str(error)
     if "could not determine a constructor for the tag" in problem:
         tag = problem.split("'")[1].replace("tag:yaml.org,2002:", "!!") if "'" in problem else ""

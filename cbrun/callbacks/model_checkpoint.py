@@ -47,7 +47,10 @@ class ModelCheckpointParams(MonitorParams):
 
     @model_validator(mode="after")
     def _keras_accepts_the_path(self) -> ModelCheckpointParams:
-        fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f is not None]
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(self.filepath) if f is not None]
+        except ValueError as error:
+            raise ValueError(f"filepath: bad template `{self.filepath}`: {error}") from None
         for field in fields:
             if not field.isidentifier():
                 raise ValueError(f"filepath: template field `{{{field}}}` must be a plain name")
