@@ -47,6 +47,19 @@ def runs(tmp_path_factory) -> dict[str, Path]:
                 "callbacks": [{"type": "metrics_jsonl", "phases": ["fit", "predict"]}],
             },
         ),
+        "regression": merge(
+            TINY,
+            {
+                "experiment": {"name": "regression"},
+                "data": {
+                    "type": "synthetic_regression",
+                    "samples": 120,
+                    "features": 5,
+                    "targets": 2,
+                    "classes": None,
+                },
+            },
+        ),
         "digits": merge(
             TINY,
             {
@@ -168,3 +181,13 @@ def test_a_bad_input_fails_before_tensorflow_is_imported(runs, tmp_path):
     report = json.loads(line.removeprefix("PROBE"))
     assert list(report["codes"].values()) == [2] and report["heavy"] == []
     assert "missing feature column `width`" in result.stderr
+
+
+def test_a_regression_run_predicts_one_column_per_target(runs, cli, tmp_path):
+    x = np.random.default_rng(1).normal(size=(6, 5))
+    pd.DataFrame(x, columns=[f"f{i}" for i in range(5)]).to_csv(tmp_path / "x.csv", index=False)
+    result = cli("predict", runs["regression"], tmp_path / "x.csv")
+    assert result.exit_code == 0, result.stderr
+    table = pd.read_csv(pd.io.common.StringIO(result.stdout))
+    assert list(table.columns) == ["prediction_0", "prediction_1"]
+    np.testing.assert_allclose(table.to_numpy(), model_outputs(runs["regression"], x), atol=1e-5)
