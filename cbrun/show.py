@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 from rich.console import Group
@@ -20,26 +22,25 @@ EXPAND_UP_TO = 5  # folders with at most this many files are listed file by file
 
 
 def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
-    """Values as a row of block characters, lowest ▁ to highest █ (bucket means if long)."""
-    finite = [v for v in values if v == v and abs(v) != float("inf")]
-    if not finite:
-        return ""
+    """Values as a row of block characters, lowest ▁ to highest █ (bucket means if long).
+
+    NaN and infinite values (a diverged run) show as blanks.
+    """
     if len(values) > width:
         size = len(values) / width
         values = [
-            _mean(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
+            fmean(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
             for i in range(width)
         ]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
     low, high = min(finite), max(finite)
     span = (high - low) or 1.0
     return "".join(
-        " " if v != v else BARS[min(len(BARS) - 1, int((v - low) / span * len(BARS)))]
+        BARS[min(len(BARS) - 1, int((v - low) / span * len(BARS)))] if math.isfinite(v) else " "
         for v in values
     )
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def history_series(history: dict[str, Any]) -> dict[str, list[float]]:

@@ -239,3 +239,19 @@ def test_runs_show_and_compare_do_not_import_tensorflow(runs, tmp_path):
     line = next(x for x in result.stdout.splitlines() if x.startswith("PROBE"))
     report = json.loads(line.removeprefix("PROBE"))
     assert set(report["codes"].values()) == {0} and report["heavy"] == []
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([3.0, 2.0, 1.0, 0.0], "█▆▃▁"),
+        ([1.0, 1.0, 1.0], "▁▁▁"),
+        ([2.0, float("nan"), float("inf"), 1.0], "█  ▁"),  # a diverged run does not crash
+        ([float("nan")] * 2, "  "),
+        (list(range(120)), "▁▁▁▁▁▁▁▁▂▂▂▂▂▂▂▃▃▃▃▃▃▃▃▄▄▄▄▄▄▄▅▅▅▅▅▅▅▆▆▆▆▆▆▆▆▇▇▇▇▇▇▇████████"),
+    ],
+)
+def test_sparkline(values, expected):
+    from cbrun.show import sparkline
+
+    assert sparkline(values) == expected
