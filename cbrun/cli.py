@@ -408,3 +408,8 @@ def main() -> None:
             traceback.print_exc()
         print(f"error: {error.render()}", file=sys.stderr)
         sys.exit(error.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C before training started (training handles its own)
+        if os.environ.get("CBRUN_DEBUG"):
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -39,8 +39,8 @@ class Interrupted(BaseException):
             "status": "interrupted",
             "signal": self.signal_name,
             "epochs_completed": epochs_saved,
-            "stop_reason": f"interrupted by {self.signal_name} {where}; {epochs_saved} epochs "
-            "finished and saved",
+            "stop_reason": f"interrupted by {self.signal_name} {where}; {epochs_saved} "
+            f"epoch{'' if epochs_saved == 1 else 's'} finished and saved",
             "resume_command": f"cbrun train --resume {run_dir}",
         }
 
