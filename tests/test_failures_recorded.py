@@ -9,7 +9,7 @@ import pandas as pd
 
 from conftest import run_dirs
 
-HOOKS = '''
+HOOKS = """
 def fail_in_epoch_2(epoch, logs):
     if epoch == 1:
         raise RuntimeError("hook failed on purpose in epoch 2")
@@ -17,7 +17,7 @@ def fail_in_epoch_2(epoch, logs):
 
 def fail_in_test(logs):
     raise ValueError("evaluation hook failed on purpose")
-'''
+"""
 
 
 def only_run(runs_dir):
@@ -25,32 +25,23 @@ def only_run(runs_dir):
     return run, json.loads((run / "run.json").read_text())
 
 
-def test_non_finite_loss_fails_the_run_and_keeps_earlier_checkpoints(make_config, cli, runs_dir):
-    # The learning rate jumps from 0.01 to 100 at epoch 3: plain SGD on a regression diverges.
-    config = make_config(
+# The learning rate jumps from 0.01 to 100 at epoch 3: plain SGD on a regression diverges.
+DIVERGING = {
+    "data": {"type": "synthetic_regression", "samples": 200, "features": 8, "classes": None},
+    "compile": {"optimizer": {"name": "sgd", "learning_rate": 0.01}},
+    "training": {"epochs": 5, "batch_size": 8},
+    "callbacks": [
         {
-            "data": {
-                "type": "synthetic_regression",
-                "samples": 200,
-                "features": 8,
-                "classes": None,
-            },
-            "compile": {"optimizer": {"name": "sgd", "learning_rate": 0.01}},
-            "training": {"epochs": 5, "batch_size": 8},
-            "callbacks": [
-                {
-                    "type": "learning_rate_scheduler",
-                    "schedule": {
-                        "type": "piecewise_constant",
-                        "boundaries": [2],
-                        "values": [0.01, 100.0],
-                    },
-                },
-                {"type": "model_checkpoint", "filepath": "checkpoints/epoch{epoch:02d}.keras"},
-            ],
-        }
-    )
-    result = cli("train", config)
+            "type": "learning_rate_scheduler",
+            "schedule": {"type": "piecewise_constant", "boundaries": [2], "values": [0.01, 100.0]},
+        },
+        {"type": "model_checkpoint", "filepath": "checkpoints/epoch{epoch:02d}.keras"},
+    ],
+}
+
+
+def test_non_finite_loss_fails_the_run_and_keeps_earlier_checkpoints(make_config, cli, runs_dir):
+    result = cli("train", make_config(DIVERGING))
     assert result.exit_code == 1
     run, record = only_run(runs_dir)
     assert record["status"] == "failed"
@@ -63,6 +54,15 @@ def test_non_finite_loss_fails_the_run_and_keeps_earlier_checkpoints(make_config
     ]
     assert len(pd.read_csv(run / "history.csv")) == 2
     assert "non-finite loss at epoch 3" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_declared_terminate_on_nan_decides_instead(make_config, cli, runs_dir):
+    callbacks = [*DIVERGING["callbacks"], {"type": "terminate_on_nan"}]
+    result = cli("train", make_config({**DIVERGING, "callbacks": callbacks}))
+    assert result.exit_code == 0, result.stderr  # its choice: stop gracefully, run completed
+    _, record = only_run(runs_dir)
+    assert record["status"] == "completed"
+    assert record["stop_reason"].startswith("terminate_on_nan: loss was inf at epoch 3")
 
 
 def test_an_exception_in_a_callback_fails_the_run_with_its_type_and_message(
