@@ -288,7 +288,8 @@ def sweep(
     config: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Argument(
-            help="Experiment YAML file (its `sweep:` section is read too).", show_default=False
+            help="Experiment YAML file, `sweep:` section included (not needed with --resume).",
+            show_default=False,
         ),
     ] = None,
     set_: SetOption = None,
