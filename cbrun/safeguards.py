@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import keras
-
+from cbrun.build import import_keras
 from cbrun.interrupts import InterruptGuard
+
+keras = import_keras()  # through cbrun, so TensorFlow's start-up chatter stays quiet
 
 
 class NonFiniteLoss(Exception):

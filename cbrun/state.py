@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
+from cbrun.build import import_keras
 from cbrun.errors import CbrunError
 from cbrun.rundir import read_json, utc_now, write_json_atomic
+
+keras = import_keras()  # through cbrun, so TensorFlow's start-up chatter stays quiet
 
 try:
     import fcntl
