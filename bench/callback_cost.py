@@ -2,10 +2,11 @@
 
     python bench/callback_cost.py FIVE.yaml FULL.yaml --repeats N --runs-dir DIR
 
-Builds the data and model of FULL.yaml once through cbrun, then each callback of both configs
-through cbrun (one item at a time), and the callbacks `cbrun train` always adds itself. For
-every callback whose class overrides a batch hook, one epoch with only that callback is timed
-against one epoch with none, alternately, after a warm-up. Prints one JSON line.
+Builds the data and model of FULL.yaml once through cbrun, then the callbacks through cbrun:
+the whole list of each config, each item alone, and the callbacks `cbrun train` always adds
+itself. Short fits of the same model with each set (none; five; full; every callback that
+overrides a batch hook, alone) alternate after a warm-up; each gives its steady-state epoch
+time (median gap between epoch ends). Prints one JSON line.
 
 A callback that overrides a batch-end hook also turns off Keras' asynchronous dispatch of
 batch-end calls, so the step loop then waits for every batch's logs: that is part of its cost.
@@ -18,11 +19,11 @@ import json
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cbrun_timed  # noqa: E402,F401  (registers bench_epoch_timer, used by the configs)
+from timer import EpochTimer  # noqa: E402
 
 from cbrun import training  # noqa: E402
 from cbrun.build import build_callbacks, build_dataset, build_model, import_keras  # noqa: E402
@@ -44,93 +45,130 @@ def batch_hooks(callback_class, base) -> list[str]:
 
 
 def own_callbacks(runs_dir: Path) -> dict:
-    """The callbacks `cbrun train` always adds around the user's, where this tree has them."""
-    found = {"cbrun's _LearningRateLogger": training._LearningRateLogger()}
+    """Makers of the callbacks `cbrun train` always adds around the user's (where present)."""
+    found = {"cbrun's _LearningRateLogger": training._LearningRateLogger}
     try:
         from cbrun.interrupts import InterruptGuard
         from cbrun.safeguards import SafetyChecks
     except ImportError:
         return found
-    found["cbrun's SafetyChecks"] = SafetyChecks(InterruptGuard(runs_dir, {}), {})
+    found["cbrun's SafetyChecks"] = lambda: SafetyChecks(InterruptGuard(runs_dir, {}), {})
     return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("configs", nargs="+", type=Path)
+    parser.add_argument("five", type=Path)
+    parser.add_argument("full", type=Path)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--runs-dir", type=Path, required=True)
     args = parser.parse_args()
 
-    configs = [load_config(path)[0] for path in args.configs]
-    keras = import_keras(configs[-1].experiment.seed)
-    dataset = build_dataset(configs[-1])
-    model = build_model(configs[-1], dataset)
+    five, full = load_config(args.five)[0], load_config(args.full)[0]
+    keras = import_keras(full.experiment.seed)
+    dataset = build_dataset(full)
+    model = build_model(full, dataset)
+
+    def build(config, items) -> list:
+        single = config.model_copy(update={"callbacks": items})
+        return build_callbacks(single, create_run_dir(args.runs_dir, "cost"), dataset)
+
+    def user_items(config) -> list:
+        return [item for item in config.callbacks if item.type != "bench_epoch_timer"]
+
+    # Builders, not built callbacks: every fit gets fresh callbacks in a fresh run directory,
+    # so nothing (a backup to restore, a best value, a stop flag) carries over between fits.
+    lists = {
+        "no callbacks": list,
+        "the five standard callbacks": lambda: build(five, user_items(five)),
+        "the example config's callbacks": lambda: build(full, user_items(full)),
+    }
     base = keras.callbacks.Callback
     named, epoch_only = {}, []
-    for config in configs:
-        for item in config.callbacks:
-            if item.type in named or item.type == "bench_epoch_timer":
+    for config in (five, full):
+        for item in user_items(config):
+            if item.type in named or item.type in epoch_only:
                 continue
-            run_dir = create_run_dir(args.runs_dir, f"cost-{item.type}")
-            single = config.model_copy(update={"callbacks": [item]})
-            built = build_callbacks(single, run_dir, dataset)
+            built = build(config, [item])
             hooks = sorted({h for cb in built for h in batch_hooks(type(cb), base)})
             if hooks:
-                named[item.type] = (built, hooks)
-            elif item.type not in epoch_only:
+                named[item.type] = (lambda c=config, i=item: build(c, [i]), hooks)
+            else:
                 epoch_only.append(item.type)
-    for name, own in own_callbacks(args.runs_dir).items():
-        hooks = batch_hooks(type(own), base)
+    for name, make in own_callbacks(args.runs_dir).items():
+        hooks = batch_hooks(type(make()), base)
         if hooks:
-            named[name] = ([own], hooks)
+            named[name] = (lambda make=make: [make()], hooks)
         else:
             epoch_only.append(name)
 
     x, y = dataset.train
-    size = configs[-1].training.batch_size
+    size = full.training.batch_size
 
-    def epoch(callbacks) -> tuple[float, float]:
-        """Wall and process CPU seconds of one epoch with `callbacks`."""
-        start, cpu = time.perf_counter(), time.process_time()
+    def steady_epoch(callbacks) -> tuple[float, float]:
+        """Median wall and CPU seconds between epoch ends of a fit with `callbacks`."""
+        timer = EpochTimer()
         model.fit(
             x,
             y,
             batch_size=size,
-            epochs=1,
+            epochs=args.epochs,
             verbose=0,
-            callbacks=list(callbacks),
+            callbacks=[*callbacks, timer],
             validation_data=dataset.validation,
         )
-        return time.perf_counter() - start, time.process_time() - cpu
+        return (
+            steady(timer.started, timer.epoch_ends),
+            steady(timer.cpu_started, timer.cpu_epoch_ends),
+        )
 
-    epoch([])
-    for built, _ in named.values():
-        epoch(built)  # warm-up: first calls open files and writers
-    cases = {"": []} | {name: built for name, (built, _) in named.items()}
+    cases = lists | {name: make for name, (make, _) in named.items()}
+    for make in cases.values():
+        steady_epoch(make())  # warm-up: traces, imports what the callbacks need
     seconds = {name: [] for name in cases}
     order = list(cases)
     for repeat in range(args.repeats):
         for name in order if repeat % 2 == 0 else order[::-1]:
-            seconds[name].append(epoch(cases[name]))
+            seconds[name].append(steady_epoch(cases[name]()))
     steps = math.ceil(len(x) / size)
 
+    def med(name: str, which: int) -> float:
+        return statistics.median(s[which] for s in seconds[name])
+
     def per_batch_us(name: str, which: int) -> float:
-        with_it = statistics.median(s[which] for s in seconds[name])
-        return (with_it - statistics.median(s[which] for s in seconds[""])) / steps * 1e6
+        return (med(name, which) - med("no callbacks", which)) / steps * 1e6
 
     rows = [
         {
             "name": name,
             "hooks": hooks,
             "with": [s[0] for s in seconds[name]],
-            "without": [s[0] for s in seconds[""]],
+            "without": [s[0] for s in seconds["no callbacks"]],
             "per_batch_us": per_batch_us(name, 0),
             "per_batch_cpu_us": per_batch_us(name, 1),
         }
         for name, (_, hooks) in named.items()
     ]
-    print(json.dumps({"steps": steps, "callbacks": rows, "epoch_only": epoch_only}))
+    list_rows = [
+        {
+            "name": name,
+            "count": len(make()),
+            "wall": [s[0] for s in seconds[name]],
+            "cpu": [s[1] for s in seconds[name]],
+        }
+        for name, make in lists.items()
+    ]
+    result = {"steps": steps, "lists": list_rows, "callbacks": rows, "epoch_only": epoch_only}
+    print(json.dumps(result))
+
+
+def steady(begin: float, ends: list[float]) -> float:
+    """The median gap between epoch ends; the first epoch alone if there is only one."""
+    gaps = [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]
+    if not ends:
+        return float("nan")  # a callback stopped the fit before its first epoch ended
+    return statistics.median(gaps) if gaps else ends[0] - begin
 
 
 if __name__ == "__main__":

@@ -322,100 +322,64 @@ class Bench:
         example, example_callbacks = richest_example()
         usable, dropped = [], []
         for item in example_callbacks:
-            probe = self.config("probe", "tabular", callbacks=[item, TIMER])
+            probe = self.config("probe", "tabular", callbacks=[item])
             sample = run_process([*CBRUN, "validate", str(probe)])
             if sample.code == 0:
                 usable.append(item)
             else:
                 dropped.append(f"`{item.get('type')}` ({sample.stderr.strip().splitlines()[-1]})")
-        variants = {
-            "no callbacks": [TIMER],
-            "the five standard callbacks": [*STANDARD_CALLBACKS, TIMER],
-            f"all callbacks of {example}": [*usable, TIMER],
-        }
-        configs = {
-            name: self.config(f"callbacks-{i}", "tabular", callbacks=items)
-            for i, (name, items) in enumerate(variants.items())
-        }
-        results = alternate(
-            {
-                name: self.cbrun_train(path, f"cb{i}")
-                for i, (name, path) in enumerate(configs.items())
-            },
-            self.repeats,
-            self.log,
-        )
-        base = median([s.extra["epoch"] for s in ok(results["no callbacks"])])
-        self.add(
-            "`cbrun train` of the small MLP (40,000 samples, 313 batches per epoch, 6 epochs)",
-            f"with no callbacks, with the five standard ones, and with every callback of {example}",
-            "(the example config with the most callbacks when this ran) that fits a tabular",
-            "classifier.",
-            "",
-            "| callbacks | epoch | epoch vs none | wall |",
-            "| --- | --- | --- | --- |",
-        )
-        for name, samples in results.items():
-            epochs = [s.extra["epoch"] for s in ok(samples)]
-            self.add(
-                f"| {name} ({len(variants[name]) - 1}) | {spread(epochs)} "
-                f"| {median(epochs) / base:.3f} | {spread([s.wall for s in ok(samples)], 's', 1)} |"
-            )
-            self.memory.append(("3. callbacks", name, samples))
-        self.add(
-            "",
-            "Callbacks in the example list: " + ", ".join(f"`{i['type']}`" for i in usable) + ".",
-        )
-        if dropped:
-            self.add(
-                "Left out because they do not apply to the tabular bench: "
-                + "; ".join(dropped)
-                + "."
-            )
-        self.add("")
-        full = configs[f"all callbacks of {example}"]
-        five = configs["the five standard callbacks"]
-        sample = run_process(
-            [
-                PYTHON,
-                str(BENCH / "callback_cost.py"),
-                str(five),
-                str(full),
-                "--repeats",
-                str(self.repeats),
-                "--runs-dir",
-                str(self.work / "runs-cost"),
-            ]
-        )
+        five = self.config("callbacks-five", "tabular", callbacks=STANDARD_CALLBACKS)
+        full = self.config("callbacks-full", "tabular", callbacks=usable)
+        argv = [PYTHON, str(BENCH / "callback_cost.py"), str(five), str(full)]
+        argv += ["--repeats", str(self.repeats), "--runs-dir", str(self.work / "runs-cost")]
+        sample = run_process(argv)
+        self.memory.append(("3. callbacks", "the callback measurement process", [sample]))
         if sample.code != 0:
-            self.add(
-                "Per-batch costs: the measurement failed:", "", "```", sample.stderr[-1500:], "```"
-            )
+            self.add("The measurement failed:", "", "```", sample.stderr[-1500:], "```")
             return
         report = json.loads(sample.stdout.strip().splitlines()[-1])
+        steps = report["steps"]
         self.add(
-            "**Per-batch cost** of each callback with batch hooks, measured in one process: one",
-            "epoch of the same MLP (313 batches) with only that callback against no callbacks,",
-            f"alternated {self.repeats} times after a warm-up; cost = (difference of medians) ÷",
-            "batches, in wall time and in the process's CPU time.",
+            f"The section 2 MLP (40,000 samples, {steps} batches per epoch, with validation),",
+            "built once by cbrun in one process; the callbacks built by cbrun from",
+            "`bench/configs` items. Short fits (3 epochs) of the same model with each set of",
+            f"callbacks alternate, {self.repeats} repeats after a warm-up; *epoch* is the",
+            "steady-state epoch time (median gap between epoch ends). The example config is the",
+            f"one in `configs/` with the most callbacks when this ran: `{example}`, its items",
+            "that fit a tabular classifier: " + ", ".join(f"`{i['type']}`" for i in usable) + ".",
             "",
-            "| callback | batch hooks | epoch with it | epoch without | wall per batch "
-            "| CPU per batch |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| callbacks | epoch | epoch CPU | epoch vs none |",
+            "| --- | --- | --- | --- |",
+        )
+        none = median(report["lists"][0]["wall"])
+        for row in report["lists"]:
+            self.add(
+                f"| {row['name']} ({row['count']}) | {spread(row['wall'], 's', 3)} "
+                f"| {spread(row['cpu'], 's', 3)} | {median(row['wall']) / none:.3f} |"
+            )
+        if dropped:
+            self.add("", "Left out (not for a tabular classifier): " + "; ".join(dropped) + ".")
+        self.add(
+            "",
+            "**Per-batch cost** of each callback that overrides a batch hook, alone against no",
+            "callbacks (same fits as above): (difference of median epoch times) ÷ batches, in",
+            "wall time and in the process's CPU time. Overriding a batch-end hook also turns off",
+            "Keras' asynchronous dispatch of batch-end calls, which is part of the cost.",
+            "",
+            "| callback | batch hooks | epoch with it | wall per batch | CPU per batch |",
+            "| --- | --- | --- | --- | --- |",
         )
         for row in report["callbacks"]:
             self.add(
-                f"| `{row['name']}` | {', '.join(row['hooks']) or 'none'} "
-                f"| {spread(row['with'], 's', 3)} | {spread(row['without'], 's', 3)} "
+                f"| `{row['name']}` | {', '.join(row['hooks'])} | {spread(row['with'], 's', 3)} "
                 f"| {row['per_batch_us']:+.1f} µs | {row['per_batch_cpu_us']:+.1f} µs |"
             )
         self.add(
             "",
-            "Callbacks without batch hooks (per-epoch work only): "
+            "No batch hooks (per-epoch work only): "
             + ", ".join(f"`{n}`" for n in report["epoch_only"])
             + ".",
         )
-        self.memory.append(("3. callbacks", "per-batch cost process", [sample]))
 
     # -- 4. data ------------------------------------------------------------------------------
 
