@@ -28,7 +28,9 @@ class PipelineSection(StrictModel):
         None, description="Samples in the shuffle buffer; default: the whole training split."
     )
     cache: bool = Field(
-        False, description="Keep the pipeline's elements in memory after the first pass."
+        False,
+        description="Keep the batches of data read in a fixed order (validation, or training "
+        "with `shuffle: false`) in memory after the first pass.",
     )
     prefetch: PositiveInt | Literal["auto"] = Field(
         "auto", description="Batches prepared ahead of the model; `auto` lets tf.data tune it."
@@ -79,25 +81,60 @@ def fit_inputs(dataset: Any, training: Any, seed: int) -> dict[str, Any]:
 def batches(
     arrays: tuple[Any, Any], batch_size: int, pipeline: PipelineSection, shuffle: bool, seed: int
 ) -> Any:
-    """A tf.data pipeline over `(x, y)`: cached where the order is fixed, shuffled, prefetched."""
+    """A tf.data pipeline over `(x, y)` that gathers whole batches of samples at once.
+
+    Batches of sample indices are made first (a fresh seeded permutation every epoch, or
+    tf.data's shuffle buffer when `shuffle_buffer` is set), then each batch is gathered from
+    the arrays in parallel: many times faster than slicing samples one by one.
+    """
     import tensorflow as tf
 
-    data = tf.data.Dataset.from_tensor_slices(arrays)
-    if shuffle:
-        if pipeline.cache:
-            data = data.cache()
-        buffer = pipeline.shuffle_buffer or len(arrays[0])
-        data = data.shuffle(buffer, seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    count = len(arrays[0])
+    tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
+    if shuffle and pipeline.shuffle_buffer:
+        order = tf.data.Dataset.range(count).shuffle(
+            pipeline.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
+        )
+        indices = order.batch(batch_size)
     else:
-        data = data.batch(batch_size)
-        if pipeline.cache:
-            data = data.cache()
+        indices = _index_batches(count, batch_size, shuffle, seed)
+    data = indices.map(
+        lambda index: tuple(tf.gather(t, index) for t in tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=pipeline.deterministic,
+    )
+    if pipeline.cache and not shuffle:
+        data = data.cache()
     data = data.prefetch(tf.data.AUTOTUNE if pipeline.prefetch == "auto" else pipeline.prefetch)
     options = tf.data.Options()
     options.deterministic = pipeline.deterministic
     if pipeline.threads:
         options.threading.private_threadpool_size = pipeline.threads
     return data.with_options(options)
+
+
+def _index_batches(count: int, batch_size: int, shuffle: bool, seed: int) -> Any:
+    """Batches of indices 0..count-1, in a new seeded random order at every pass if `shuffle`."""
+    import tensorflow as tf
+
+    generator = tf.random.Generator.from_seed(seed)  # its state moves on with every pass
+    full = count // batch_size * batch_size
+
+    def one_pass(_: Any) -> Any:
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.cast(tf.argsort(generator.uniform([count])), tf.int64)
+        batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], [-1, batch_size]))
+        if count > full:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
+        return batches
+
+    total = -(-count // batch_size)
+    return (
+        tf.data.Dataset.range(1)
+        .flat_map(one_pass)
+        .apply(tf.data.experimental.assert_cardinality(total))
+    )
 
 
 def describe(training: Any, model: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import yaml
+
 from conftest import TINY, merge, run_dirs
 
 
@@ -42,7 +43,7 @@ def fast_runs(tmp_path_factory):
             "precision": "mixed_float16",
             "steps_per_epoch": 4,
             "epochs": 3,
-            "pipeline": {"cache": True, "prefetch": 2, "shuffle_buffer": 64},
+            "pipeline": {"cache": True, "prefetch": 2, "threads": 1},
         },
         "xla": {"jit_compile": True, "precision": "mixed_bfloat16"},
     }
@@ -66,11 +67,11 @@ def test_pipeline_run_trains_every_epoch_and_records_its_settings(fast_runs):
         "precision": "mixed_float16",
         "input": "cbrun tf.data",
         "pipeline": {
-            "shuffle_buffer": 64,
+            "shuffle_buffer": None,
             "cache": True,
             "prefetch": 2,
             "deterministic": True,
-            "threads": None,
+            "threads": 1,
         },
     }
     assert "val_loss" in record["final_metrics"]
@@ -108,3 +109,5 @@ def test_pipeline_shuffles_each_epoch_and_keeps_order_when_not_shuffling():
     assert first != second and first != list(range(40))
     ordered = batches((x, y), 8, options, shuffle=False, seed=1)
     assert [int(v) for b in ordered for v in b[1]] == list(range(40))
+    buffered = batches((x, y), 16, PipelineSection(shuffle_buffer=10), shuffle=True, seed=1)
+    assert sorted(int(v) for b in buffered for v in b[1]) == list(range(40))
