@@ -374,7 +374,7 @@ def test_random_flip_layer_flips_in_training_and_passes_through_in_inference():
                 "end_epoch": 2,
                 "phases": ["fit", "evaluate"],
             },
-            "callbacks[0].phases[1]: Input should be 'fit'",
+            "callbacks[0].phases[1]",
         ),
     ],
 )
