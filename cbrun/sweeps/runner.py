@@ -124,8 +124,10 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
     clock = Stopwatch()
 
     def finished(index: int, outcome: dict[str, Any]) -> None:
-        item = items[index]
-        item.update(_trial_result(sweep_dir, outcome, record["metric"], record["direction"]))
+        # A fresh entry, so nothing (an old error, say) is left over from an earlier attempt.
+        kept = {key: items[index][key] for key in ("trial", "params", "attempts")}
+        result = _trial_result(sweep_dir, outcome, record["metric"], record["direction"])
+        item = items[index] = kept | result
         done = sum(1 for i in todo if items[i]["status"] in ("completed", "failed"))
         shown = (
             f"{record['metric']} {format_number(item['metric'])}"
@@ -185,9 +187,8 @@ def _trial_result(
     result["status"] = "completed" if run.get("status") == "completed" else "failed"
     if result["status"] == "failed":
         error = run.get("error") or {}
-        result["error"] = f"{error.get('type', '')}: {error.get('message', '')}".strip(
-            ": "
-        ) or outcome.get("error")
+        message = ": ".join(str(part) for part in (error.get("type"), error.get("message")) if part)
+        result["error"] = message or outcome.get("error")
         return result
     value, epoch, note = _metric(run_dir, run, metric, direction)
     result.update(metric=value, metric_epoch=epoch)
