@@ -229,7 +229,7 @@ def _outcome(config: Any, history: Any, callbacks: list[Any]) -> dict[str, Any]:
         finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
         if not finite:
             continue
-        value, index = (min if mode == "min" else max)(finite)
+        value, index = (min if mode == "min" else max)(finite, key=lambda pair: pair[0])
         monitors[monitor] = {"mode": mode, "best": float(value), "best_epoch": index + 1}
     return {
         "stop_reason": reason,

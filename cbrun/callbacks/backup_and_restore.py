@@ -6,12 +6,12 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 from cbrun.schema import RunPath
 
 
-class BackupAndRestoreParams(CallbackParams):
+class BackupAndRestoreParams(FitOnlyParams):
     """Back up weights and epoch to resume an interrupted fit (keras BackupAndRestore).
 
     The folder holds `latest.weights.h5` and `training_metadata.json`; a fit started with the

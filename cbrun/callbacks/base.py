@@ -77,7 +77,7 @@ class FitOnlyParams(CallbackParams):
     )
 
 
-class MonitorParams(CallbackParams):
+class MonitorParams(FitOnlyParams):
     """Params of callbacks that watch a metric."""
 
     monitor: str = Field("val_loss", description="Metric to watch, e.g. `val_loss`, `accuracy`.")

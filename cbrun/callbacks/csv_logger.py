@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 from cbrun.schema import RunPath
 
 
-class CsvLoggerParams(CallbackParams):
+class CsvLoggerParams(FitOnlyParams):
     """Write each epoch's metrics as a CSV row (keras CSVLogger)."""
 
     type: Literal["csv_logger"]

@@ -7,11 +7,11 @@ from typing import Any, Literal
 from pydantic import Field
 
 from cbrun import registry
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 
 
-class LearningRateSchedulerParams(CallbackParams):
+class LearningRateSchedulerParams(FitOnlyParams):
     """Set the learning rate each epoch from a named schedule (keras LearningRateScheduler)."""
 
     type: Literal["learning_rate_scheduler"]

@@ -6,11 +6,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 
 
-class SwapEMAWeightsParams(CallbackParams):
+class SwapEMAWeightsParams(FitOnlyParams):
     """Swap in the optimizer's EMA weights for evaluation (keras SwapEMAWeights).
 
     Needs `compile.optimizer.use_ema: true`. With `swap_on_epoch: true` the EMA weights are

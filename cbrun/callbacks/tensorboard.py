@@ -6,12 +6,12 @@ from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 from cbrun.schema import RunPath
 
 
-class TensorBoardParams(CallbackParams):
+class TensorBoardParams(FitOnlyParams):
     """Write TensorBoard event files: scalars, weight histograms, graph (keras TensorBoard)."""
 
     type: Literal["tensorboard"]

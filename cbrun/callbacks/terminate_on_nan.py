@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.registry import callbacks
 
 
-class TerminateOnNaNParams(CallbackParams):
+class TerminateOnNaNParams(FitOnlyParams):
     """Stop training when the loss becomes NaN or infinite (keras TerminateOnNaN).
 
     The run is marked completed with the reason in run.json's `stop_reason`; with
