@@ -15,9 +15,8 @@ from typing import Any
 from cbrun.console import Reporter, format_number
 from cbrun.plots import PLOTS_DIR, plot_run
 from cbrun.rundir import CONFIG_FILE, write_text_atomic
+from cbrun.runs import REPORT_FILE
 from cbrun.show import artifacts, human_size
-
-REPORT_FILE = "report.html"
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }

@@ -28,6 +28,7 @@ from cbrun.rundir import CONFIG_FILE, RUN_RECORD
 STAMP = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
 STATUSES = ("completed", "failed", "interrupted", "running", "damaged")
 STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "yellow"}
+REPORT_FILE = "report.html"
 SWEEP_RECORD = "sweep.json"  # written by `cbrun sweep` in its own folder
 # Files a completed run always has; their absence marks it damaged.
 COMPLETED_FILES = (CONFIG_FILE, "history.json", "model.keras")

@@ -14,7 +14,13 @@ from rich.text import Text
 from cbrun.console import format_number
 from cbrun.errors import CbrunError
 from cbrun.rundir import CONFIG_FILE
-from cbrun.runs import STATUS_STYLE, is_run_dir, read_json_or_problem, read_run
+from cbrun.runs import (
+    REPORT_FILE,
+    STATUS_STYLE,
+    is_run_dir,
+    read_json_or_problem,
+    read_run,
+)
 
 BARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 60
@@ -135,6 +141,8 @@ def show_run(run_dir: Path) -> Group:
         status.add_row("versions", ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
     if record.get("git_commit"):
         status.add_row("git commit", str(record["git_commit"]))
+    if (run_dir / REPORT_FILE).is_file():
+        status.add_row("report", str(run_dir / REPORT_FILE))
     parts += [Text(""), status]
 
     parts += [Text(""), _metrics_table(record, info.test_metrics)]
