@@ -330,6 +330,27 @@ def test_random_flip_layer_flips_in_training_and_passes_through_in_inference():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images, training=True)), images)
 
 
+def test_random_rotation_layer_turns_each_image_about_its_centre_in_training_only():
+    from cbrun.layers import ScheduledAugmentation
+
+    images = np.zeros((64, 9, 9, 1), dtype="float32")
+    images[:, 4, 8, 0] = 1.0  # one bright pixel, 4 pixels right of the centre
+    layer = ScheduledAugmentation("random_rotation", seed=0)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(layer(images, training=True)), images, atol=1e-6
+    )  # strength 0: no turn
+    layer.strength.assign(0.5)  # angles uniform in ±180°
+    turned = keras.ops.convert_to_numpy(layer(images, training=True))[..., 0]
+    rows, columns = np.mgrid[0:9, 0:9]
+    mass = turned.sum(axis=(1, 2))
+    dy = (turned * rows).sum(axis=(1, 2)) / mass - 4
+    dx = (turned * columns).sum(axis=(1, 2)) / mass - 4
+    np.testing.assert_allclose(np.hypot(dx, dy), 4, atol=0.3)  # still 4 pixels from the centre
+    angles = np.degrees(np.arctan2(dy, dx))
+    assert angles.min() < -90 and angles.max() > 90  # spread over the whole circle
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images)), images)
+
+
 # --- params are checked before anything trains ---------------------------------------------
 
 
@@ -355,7 +376,7 @@ def test_random_flip_layer_flips_in_training_and_passes_through_in_inference():
                 "end": 1.5,
                 "end_epoch": 3,
             },
-            "probabilities",
+            "must be ≤ 1",
         ),
         (
             {"type": "magnitude_pruning", "target_sparsity": 0.5, "end_step": 10, "end_epoch": 2},

@@ -19,11 +19,13 @@ class AugmentationScheduleParams(FitOnlyParams):
     only and reads its strength from a variable that this callback sets at each epoch's start.
     `gaussian_noise`: noise standard deviation, in the units of the data as loaded (before
     the model's own standardization). `random_flip`: probability of mirroring an image
-    left-right (image data only). The strength is logged as `augmentation_<kind>`.
+    left-right. `random_rotation`: the largest turn as a fraction of a full circle (0.1 means
+    up to ±36°). Flips and rotations need image data. The strength is logged as
+    `augmentation_<kind>`.
     """
 
     type: Literal["augmentation_schedule"]
-    augmentation: Literal["gaussian_noise", "random_flip"] = Field(
+    augmentation: Literal["gaussian_noise", "random_flip", "random_rotation"] = Field(
         description="What to apply.", examples=["gaussian_noise"]
     )
     schedule: Literal["linear", "step"] = Field(
@@ -44,8 +46,11 @@ class AugmentationScheduleParams(FitOnlyParams):
             raise ValueError(
                 f"end_epoch ({self.end_epoch}) must be after begin_epoch ({self.begin_epoch})"
             )
-        if self.augmentation == "random_flip" and max(self.start, self.end) > 1:
-            raise ValueError("random_flip strengths are probabilities: start and end must be ≤ 1")
+        if self.augmentation != "gaussian_noise" and max(self.start, self.end) > 1:
+            raise ValueError(
+                f"{self.augmentation} strengths are a probability or a fraction of a turn: "
+                "start and end must be ≤ 1"
+            )
         return self
 
     def logged_metrics(self) -> list[str]:
@@ -68,10 +73,10 @@ class AugmentationScheduleParams(FitOnlyParams):
 
         from cbrun.layers import ScheduledAugmentation
 
-        if self.augmentation == "random_flip" and len(dataset.input_shape) != 3:
+        if self.augmentation != "gaussian_noise" and len(dataset.input_shape) != 3:
             raise CbrunError(
-                f"random_flip needs images (height, width, channels); the data's input shape is "
-                f"{dataset.input_shape} (for digits set data.as_images: true)"
+                f"{self.augmentation} needs images (height, width, channels); the data's input "
+                f"shape is {dataset.input_shape} (for digits set data.as_images: true)"
             )
         if any(layer.name == self.layer_name for layer in model.layers):
             raise CbrunError(f"only one augmentation_schedule may use `{self.augmentation}`")
