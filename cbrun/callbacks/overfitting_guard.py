@@ -59,15 +59,15 @@ def overfitting_guard(params: OverfittingGuardParams, ctx: BuildContext) -> Any:
         )
 
     class OverfittingGuard(keras.callbacks.Callback):
-        """Counts epochs whose ratio is above the limit; stops the model after `patience`."""
+        """Counts epochs whose ratio is above the limit in `wait` (saved for `--resume`)."""
 
         def __init__(self) -> None:
             super().__init__()
             self.stop_reason: str | None = None
-            self._above = 0
+            self.wait = 0
 
         def on_train_begin(self, logs: dict | None = None) -> None:
-            self.stop_reason, self._above = None, 0
+            self.stop_reason, self.wait = None, 0
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
@@ -82,8 +82,8 @@ def overfitting_guard(params: OverfittingGuardParams, ctx: BuildContext) -> Any:
             logs["overfitting_ratio"] = ratio
             if epoch < params.start_from_epoch:
                 return
-            self._above = self._above + 1 if ratio > params.ratio else 0
-            if self._above >= params.patience:
+            self.wait = self.wait + 1 if ratio > params.ratio else 0
+            if self.wait >= params.patience:
                 self.model.stop_training = True
                 self.stop_reason = (
                     f"overfitting_guard: {params.val_metric} / {params.metric} was above "
