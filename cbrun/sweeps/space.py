@@ -24,8 +24,11 @@ _KEY = r"^[A-Za-z_][\w-]*(\.[\w-]+)*$"
 
 @dataclass(frozen=True)
 class Distribution:
-    """A seeded random choice of one value: `uniform(a, b)`, `loguniform(a, b)`,
-    `randint(a, b)` (both ends included) or `choice(v1, v2, ...)` (values read as YAML)."""
+    """One random value per draw, from a seeded `random.Random`.
+
+    `uniform(a, b)`, `loguniform(a, b)`, `randint(a, b)` (both ends included) or
+    `choice(v1, v2, ...)` (values read as YAML, so `choice([8], [16, 8])` picks a list).
+    """
 
     name: str
     args: tuple[Any, ...]
@@ -44,7 +47,10 @@ class Distribution:
                 f"unknown distribution `{name}`.{did_you_mean(name, DISTRIBUTIONS)} "
                 f"Choose one of: {', '.join(DISTRIBUTIONS)}"
             )
-        args = tuple(parse_yaml(f"[{raw}]", text).data)
+        try:
+            args = tuple(parse_yaml(f"[{raw}]", text).data)
+        except CbrunError as error:
+            raise ValueError(f"cannot read the arguments of `{text}`: {error.message}") from None
         numeric = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
         if name == "choice":
             if not args:
@@ -66,10 +72,6 @@ class Distribution:
         if self.name == "loguniform":
             return math.exp(rng.uniform(math.log(low), math.log(high)))
         return rng.uniform(low, high)
-
-    @property
-    def log_scale(self) -> bool:
-        return self.name == "loguniform"
 
 
 class SweepSection(StrictModel):
