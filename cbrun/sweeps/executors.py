@@ -48,7 +48,7 @@ def run_trial(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any
     command = [sys.executable, "-m", "cbrun", "train", config, "--quiet", "--runs-dir", runs_dir]
     for override in overrides:
         command += ["--set", override]
-    done = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    done = subprocess.run(command, capture_output=True, text=True)  # inherits CUDA_VISIBLE_DEVICES
     printed = done.stdout.strip().splitlines()
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     last_line = ([line for line in done.stderr.splitlines() if line.strip()] or [None])[-1]
