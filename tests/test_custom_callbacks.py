@@ -351,6 +351,21 @@ def test_random_rotation_layer_turns_each_image_about_its_centre_in_training_onl
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(images)), images)
 
 
+@pytest.mark.parametrize(
+    ("outputs", "expected"),
+    [
+        ([[0.2, 0.3, 0.5]], [[0.2, 0.3, 0.5]]),  # softmax: as it is
+        ([[0.0, 0.0, math.log(2)]], [[0.25, 0.25, 0.5]]),  # logits: through a softmax
+        ([[0.2], [0.9]], [[0.8, 0.2], [0.1, 0.9]]),  # one sigmoid column: two classes
+        ([[0.0], [math.log(3)]], [[0.5, 0.5], [0.25, 0.75]]),  # one logit column
+    ],
+)
+def test_snapshot_class_probabilities_from_each_kind_of_output(outputs, expected):
+    from cbrun.callbacks.prediction_snapshots import _probabilities
+
+    np.testing.assert_allclose(_probabilities(np.array(outputs)), expected, atol=1e-9)
+
+
 # --- params are checked before anything trains ---------------------------------------------
 
 

@@ -38,7 +38,12 @@ class PredictionSnapshotsParams(FitOnlyParams):
 
 
 def _probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Softmax outputs as they are; logits (rows not summing to 1) through a softmax."""
+    """Class probabilities from softmax outputs, logits, or one sigmoid (or logit) column."""
+    if outputs.shape[1] == 1:
+        positive = (
+            outputs if 0 <= outputs.min() <= outputs.max() <= 1 else 1 / (1 + np.exp(-outputs))
+        )
+        return np.concatenate([1 - positive, positive], axis=1)
     if outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-3):
         return outputs
     shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
