@@ -65,6 +65,12 @@ def _resumable_record(run_dir: Path) -> dict[str, Any]:
     record = read_json(run_dir / RUN_RECORD)
     if record.get("status") == "completed":
         raise CbrunError(f"{run_dir}: the run completed; there is nothing to resume")
+    links = [path for path in run_dir.rglob("*") if path.is_symlink()]
+    if links:  # a run directory from elsewhere must not make training write outside it
+        raise CbrunError(
+            f"{links[0]}: a symbolic link in the run directory; --resume writes there and "
+            "does not follow links out of it"
+        )
     return record
 
 

@@ -97,6 +97,17 @@ def test_run_directories_stay_inside_the_runs_directory(tmp_path):
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
+def test_resume_refuses_a_run_directory_with_links_out_of_it(tmp_path, cli):
+    run = tmp_path / "runs" / "tiny" / "20260102-030405"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("experiment: {name: tiny}\n")
+    (run / "run.json").write_text('{"status": "interrupted"}')
+    (run / "checkpoints").symlink_to(tmp_path)
+    result = cli("train", "--resume", run)
+    assert result.exit_code == 2
+    assert "checkpoints: a symbolic link in the run directory" in result.stderr
+
+
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
     now = datetime(2026, 1, 2, 3, 4, 5)
     made: list[Path] = []
