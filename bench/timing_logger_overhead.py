@@ -7,8 +7,9 @@ batches per epoch) and times whole `fit` calls without callbacks and with a `tim
 built through cbrun's registry (`batch_every` 10, 1 and 0), after a warm-up, in a shuffled
 order each round so a busy machine's drift hits every variant alike. Reports the minimum and
 the median of wall time and of process CPU time: on a shared machine the minimum is the
-run least disturbed by others. Then times the seconds spent inside the callback's hooks during one
-fit: its own cost, which a busy machine hardly blurs. Prints a table and one JSON line.
+run least disturbed by others. Then times the seconds spent inside the callback's hooks
+during `--repeats` more fits (the median): its own cost, which a busy machine blurs less.
+Prints a table and one JSON line.
 """
 
 from __future__ import annotations
@@ -94,11 +95,15 @@ def main() -> None:
             wall[name].append(seconds)
             cpu[name].append(cpu_seconds)
 
-    inside = {"seconds": 0.0}
-    probe = timing_logger(context, 10)
-    for name in [n for n in dir(probe) if n.startswith("on_")]:
-        setattr(probe, name, _timed(getattr(probe, name), inside))
-    probe_fit = fit_seconds([probe])[0]
+    shares, hook_seconds = [], []  # per probe fit: time inside the hooks, and its share
+    for _ in range(args.repeats):
+        inside = {"seconds": 0.0}
+        probe = timing_logger(context, 10)
+        for name in [n for n in dir(probe) if n.startswith("on_")]:
+            setattr(probe, name, _timed(getattr(probe, name), inside))
+        seconds = fit_seconds([probe])[0]
+        shares.append(inside["seconds"] / seconds)
+        hook_seconds.append(inside["seconds"])
 
     batches = args.epochs * -(-len(dataset.train[0]) // 32)
     summary = {
@@ -116,8 +121,8 @@ def main() -> None:
         "repeats": args.repeats,
         "seconds": {k: {n: round(v, 4) for n, v in row.items()} for k, row in summary.items()},
         "overhead_percent": overhead,
-        "seconds_inside_hooks": round(inside["seconds"], 5),
-        "percent_of_fit_inside_hooks": round(100 * inside["seconds"] / probe_fit, 3),
+        "median_seconds_inside_hooks": round(statistics.median(hook_seconds), 5),
+        "median_percent_of_fit_inside_hooks": round(100 * statistics.median(shares), 3),
     }
     print(f"{'overhead vs no callback':<24}" + "".join(f"{k:>13}" for k in summary))
     for name in VARIANTS:
@@ -126,10 +131,9 @@ def main() -> None:
         f"{'(no callback, seconds)':<24}" + "".join(f"{summary[k]['none']:>13.3f}" for k in summary)
     )
     print(
-        f"time inside timing_logger's hooks (batch_every=10) during one fit: "
-        f"{inside['seconds'] * 1e3:.2f} ms of {probe_fit:.3f} s "
-        f"({result['percent_of_fit_inside_hooks']:.3f}%), "
-        f"{inside['seconds'] / batches * 1e6:.1f} µs per batch"
+        f"time inside timing_logger's hooks (batch_every=10), median of {args.repeats} fits: "
+        f"{result['median_percent_of_fit_inside_hooks']:.3f}% of the fit, "
+        f"{statistics.median(hook_seconds) / batches * 1e6:.1f} µs per batch"
     )
     print(json.dumps(result))
 
