@@ -114,6 +114,8 @@ def augmentation_schedule(params: AugmentationScheduleParams, ctx: BuildContext)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if logs is not None:
-                logs[f"augmentation_{params.augmentation}"] = float(self._layer.strength)
+                logs[f"augmentation_{params.augmentation}"] = float(
+                    keras.ops.convert_to_numpy(self._layer.strength)
+                )
 
     return AugmentationSchedule()

@@ -172,7 +172,7 @@ def magnitude_pruning(params: MagnitudePruningParams, ctx: BuildContext) -> Any:
             self._pruned_at: int | None = None
 
         def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-            step = int(self.model.optimizer.iterations)
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
             last = self._pruned_at
             due = last is None or step - last >= params.frequency or (step >= self._end > last)
             if step < self._begin or not due or (last is not None and last >= self._end):
@@ -207,7 +207,7 @@ def magnitude_pruning(params: MagnitudePruningParams, ctx: BuildContext) -> Any:
             self.report = {
                 "target_sparsity": params.target_sparsity,
                 "schedule_steps": [self._begin, self._end],
-                "final_step": int(self.model.optimizer.iterations),
+                "final_step": int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)),
                 "overall_sparsity": measured["overall"],
                 "layers": measured["layers"],
             }

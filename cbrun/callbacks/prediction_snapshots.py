@@ -145,7 +145,9 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             if (epoch + 1) % params.every:
                 return
-            outputs = np.asarray(self.model.predict_on_batch(x), dtype="float64")
+            outputs = np.asarray(
+                self.model.predict(x, batch_size=len(x), verbose=0), dtype="float64"
+            )
             if dataset.task == "classification":
                 probabilities = _probabilities(outputs.reshape(len(x), -1))
                 figure = (
