@@ -77,7 +77,12 @@ def images(tmp_path_factory):
                 {"type": "gradient_norm_logger", "per_variable": True},
                 {"type": "prediction_snapshots", "every": 2, "samples": 9},
                 {"type": "timing_logger", "batch_every": 2, "phases": logging_phases},
-                {"type": "metrics_jsonl", "batch_every": 2, "phases": logging_phases},
+                {
+                    "type": "metrics_jsonl",
+                    "batch_every": 2,
+                    "phases": logging_phases,
+                    "filename": "logs/metrics.jsonl",  # a folder of its own is made
+                },
             ],
         },
     )
@@ -192,7 +197,7 @@ def test_timing_logger_writes_epoch_batch_and_phase_rows(images):
 
 
 def test_metrics_jsonl_lines_parse_and_count(images):
-    lines = [json.loads(line) for line in (images["run_dir"] / "metrics.jsonl").open()]
+    lines = [json.loads(line) for line in (images["run_dir"] / "logs/metrics.jsonl").open()]
     steps = math.ceil(len(images["dataset"].train[0]) / BATCH)
     epochs = [line for line in lines if line["event"] == "epoch"]
     assert [line["epoch"] for line in epochs] == list(range(1, EPOCHS + 1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, NonNegativeInt
@@ -46,7 +47,7 @@ def _number(value: Any) -> Any:
 def metrics_jsonl(params: MetricsJsonlParams, ctx: BuildContext) -> Any:
     import keras
 
-    path = ctx.path(params.filename)
+    path = Path(ctx.path(params.filename))
 
     class MetricsJsonl(keras.callbacks.Callback):
         """Writes and flushes one line per event, so a reader can tail the file live."""
@@ -59,7 +60,8 @@ def metrics_jsonl(params: MetricsJsonlParams, ctx: BuildContext) -> Any:
 
         def _write(self, event: str, logs: dict | None, **fields: Any) -> None:
             if self._file is None:
-                self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed at end)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = path.open("a", encoding="utf-8")  # closed at the phase's end
             line = {
                 "event": event,
                 "phase": "fit" if self._in_fit else event,

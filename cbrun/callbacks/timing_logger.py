@@ -65,6 +65,7 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
             self._rows.append([phase, self._epoch, batch, f"{seconds:.6f}", samples, rate])
 
         def _flush(self) -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
             new = not path.exists() or path.stat().st_size == 0
             with open(path, "a", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
