@@ -323,6 +323,10 @@ def sweep(
     ] = None,
     cpus_per_trial: Annotated[float, typer.Option(min=0, help="Ray CPUs per trial.")] = 1.0,
     gpus_per_trial: Annotated[float, typer.Option(min=0, help="Ray GPUs per trial.")] = 0.0,
+    scheduler: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Ray Tune early stopping of bad trials: asha or median."),
+    ] = None,
     runs_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Where the sweep directory goes (default: output.runs_dir)."),
@@ -336,7 +340,7 @@ def sweep(
     from cbrun.sweeps.executors import Resources
     from cbrun.sweeps.runner import sweep_command
 
-    resources = Resources(workers, backend, address, cpus_per_trial, gpus_per_trial)
+    resources = Resources(workers, backend, address, cpus_per_trial, gpus_per_trial, scheduler)
     search = {
         "grid": grid or [],
         "random": random or [],

@@ -205,3 +205,33 @@ def test_ray_backend_without_ray_says_how_to_install(make_config, cli, runs_dir,
     assert result.exit_code == 2
     assert 'pip install "cbrun[ray]"' in result.stderr
     assert not runs_dir.exists()
+
+
+def test_asha_on_ray_stops_bad_trials_early(make_config, cli, runs_dir):
+    """Ray Tune's ASHA ends trials whose first epoch is worse than the best trial's.
+
+    One trial at a time, so the scheduler has seen the good trial (lr 0.05) before the two
+    hopeless ones (lr 1e-5): those stop after their first epoch; their runs are kept as
+    interrupted runs with that epoch saved.
+    """
+    if not all(importlib.util.find_spec(name) for name in ("ray", "pyarrow")):  # ray[tune]
+        pytest.skip("the ray extra is not installed")
+    path = make_config({"training": {"epochs": 3}})
+    grid = "compile.optimizer.learning_rate=0.05,0.00001,0.00002"
+    result = cli(
+        "sweep", path, "--grid", grid, "--backend", "ray", "--scheduler", "asha", "--workers", "1"
+    )
+    assert result.exit_code == 0, result.stderr
+    sweep_dir, record = _sweep_record(result.stdout)
+    best, *bad = record["trials"]
+    assert record["status"] == "completed" and record["backend"]["scheduler"] == "asha"
+    assert best["status"] == "completed" and best["metric_epoch"] is not None
+    assert (
+        json.loads((sweep_dir / best["run_dir"] / "run.json").read_text())["epochs_completed"] == 3
+    )
+    for trial in bad:
+        assert trial["status"] == "stopped" and trial["note"].startswith("stopped by asha")
+        run = json.loads((sweep_dir / trial["run_dir"] / "run.json").read_text())
+        assert run["status"] == "interrupted" and run["signal"] == "SIGTERM"
+        assert 1 <= run["epochs_completed"] < 3
+    assert record["ranking"][0] == "trial-000"

@@ -41,19 +41,30 @@ class Resources:
     address: str | None = None
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
+    scheduler: str | None = None
 
 
 def run_trial(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any]:
     """Train one trial in a fresh `cbrun train` process; returns its exit code, run dir, error."""
+    command = train_command(config, overrides, runs_dir)
+    done = subprocess.run(command, capture_output=True, text=True)  # inherits CUDA_VISIBLE_DEVICES
+    return outcome(done.returncode, done.stdout, done.stderr)
+
+
+def train_command(config: str, overrides: list[str], runs_dir: str) -> list[str]:
     command = [sys.executable, "-m", "cbrun", "train", config, "--quiet", "--runs-dir", runs_dir]
     for override in overrides:
         command += ["--set", override]
-    done = subprocess.run(command, capture_output=True, text=True)  # inherits CUDA_VISIBLE_DEVICES
-    printed = done.stdout.strip().splitlines()
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    last_line = ([line for line in done.stderr.splitlines() if line.strip()] or [None])[-1]
+    return command
+
+
+def outcome(exit_code: int, stdout: str, stderr: str) -> dict[str, Any]:
+    """What a finished `cbrun train` process said: exit code, run dir (stdout), error (stderr)."""
+    printed = stdout.strip().splitlines()
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    last_line = ([line for line in stderr.splitlines() if line.strip()] or [None])[-1]
     return {
-        "exit_code": done.returncode,
+        "exit_code": exit_code,
         "run_dir": printed[-1] if printed else None,
         "error": errors[-1].removeprefix("error: ") if errors else last_line,
     }
@@ -85,12 +96,8 @@ def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> 
 def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:
     """One Ray task per trial, with its CPU/GPU request; at most `workers` in flight if given."""
     ray = import_ray(local=resources.address is None)
-    _start_ray(ray, resources)
+    details = start_ray(ray, resources)
     try:
-        details = {
-            "ray_address": ray.get_runtime_context().gcs_address,
-            "ray_started_here": resources.address is None,
-        }
         task = ray.remote(
             num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0
         )(run_trial)
@@ -130,13 +137,14 @@ def import_ray(local: bool = False) -> Any:
     return ray
 
 
-def _start_ray(ray: Any, resources: Resources) -> None:
-    """Connect to `address`, or start a private local instance reachable only on loopback."""
+def start_ray(ray: Any, resources: Resources) -> dict[str, Any]:
+    """Connect to `address`, or start a private local instance reachable only on loopback;
+    returns the cluster's address for sweep.json."""
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     try:
         if resources.address:
             ray.init(address=resources.address, **quiet)
-            return
+            return {"ray_address": ray.get_runtime_context().gcs_address, "ray_started_here": False}
         cpus = max(1, round((resources.workers or os.cpu_count() or 1) * resources.cpus_per_trial))
         ray.init(
             address="local",
@@ -156,3 +164,4 @@ def _start_ray(ray: Any, resources: Resources) -> None:
             "imported before cbrun could restrict it",
             hint="set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before importing ray, or pass --address",
         )
+    return {"ray_address": address, "ray_started_here": True}

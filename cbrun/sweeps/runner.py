@@ -34,8 +34,10 @@ from cbrun.sweeps.space import (
     parse_grid_flag,
     parse_random_flag,
 )
+from cbrun.sweeps.tune import SCHEDULERS
 
 SWEEP_RECORD = "sweep.json"
+FINISHED = ("completed", "stopped")  # stopped: ended early by a Ray Tune scheduler
 SUMMARY_CSV = "summary.csv"
 PLOT_FILE = "metric_vs_params.png"
 
@@ -58,7 +60,7 @@ def start_sweep(
     config, _ = load_config(config_path, overrides)
     trials = expand(sweep.checked(), config.experiment.seed)
     config_file = str(config_path.resolve())
-    _validate_trials(config_file, overrides, trials)
+    max_epochs = _validate_trials(config_file, overrides, trials)
     parent = Path(runs_dir or config.output.runs_dir).resolve() / config.experiment.name
     sweep_dir = create_run_dir(parent, "sweeps")
     record = {
@@ -69,6 +71,7 @@ def start_sweep(
         "metric": sweep.metric,
         "direction": sweep.resolved_direction,
         "search": sweep.model_dump(mode="json"),
+        "max_epochs": max_epochs,
         "started_at": utc_now(),
         "trials": [
             {"trial": t.name, "params": t.params, "status": "pending", "attempts": 0}
@@ -82,34 +85,41 @@ def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
     """Run again every trial of `sweep_dir` that did not complete; completed ones are kept."""
     record = read_json(sweep_dir / SWEEP_RECORD)
     trials = [Trial(i, item["params"]) for i, item in enumerate(record["trials"])]
-    todo = [t for t in trials if record["trials"][t.index]["status"] != "completed"]
+    todo = [t for t in trials if record["trials"][t.index]["status"] not in FINISHED]
     _validate_trials(record["config"], record["overrides"], todo)
     record["status"] = "running"
     return _run(sweep_dir, record, resources)
 
 
-def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]) -> None:
-    """Load every trial's config before any runs: the first bad one names the trial and key."""
+def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]) -> int:
+    """Load every trial's config before any runs: the first bad one names the trial and key.
+
+    Returns the most epochs any trial trains (where an early-stopping scheduler's rungs end).
+    """
+    epochs = 1
     for trial in trials:
         try:
-            load_config(Path(config_file), overrides + trial.overrides())
+            config, _ = load_config(Path(config_file), overrides + trial.overrides())
         except CbrunError as error:
             raise CbrunError(
                 f"{trial.name} ({_params_text(trial.params)}): {error.message}", hint=error.hint
             ) from None
+        epochs = max(epochs, config.training.epochs)
+    return epochs
 
 
 def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> SweepResult:
     wide = None if sys.stderr.isatty() else 120  # logs and pipes get whole rows
     console = Console(stderr=True, highlight=False, width=wide)
     items = record["trials"]
-    todo = [i for i, item in enumerate(items) if item["status"] != "completed"]
+    todo = [i for i, item in enumerate(items) if item["status"] not in FINISHED]
     record["backend"] = {
         "name": resources.backend,
         "workers": resources.workers,
         "address": resources.address,
         "cpus_per_trial": resources.cpus_per_trial,
         "gpus_per_trial": resources.gpus_per_trial,
+        "scheduler": resources.scheduler,
     }
     console.print(
         f"[bold]cbrun sweep[/] {record['experiment']}: {len(todo)} of {len(items)} trials to run "
@@ -128,7 +138,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         kept = {key: items[index][key] for key in ("trial", "params", "attempts")}
         result = _trial_result(sweep_dir, outcome, record["metric"], record["direction"])
         item = items[index] = kept | result
-        done = sum(1 for i in todo if items[i]["status"] in ("completed", "failed"))
+        done = sum(1 for i in todo if items[i]["status"] != "running")
         shown = (
             f"{record['metric']} {format_number(item['metric'])}"
             if item.get("metric") is not None
@@ -139,14 +149,28 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
 
     interrupted = False
     try:
-        record["backend"] |= execute(jobs, resources, finished)
+        if resources.scheduler:
+            from cbrun.sweeps.tune import run_with_scheduler
+
+            record["backend"] |= run_with_scheduler(
+                jobs,
+                resources,
+                finished,
+                scheduler=resources.scheduler,
+                metric=record["metric"],
+                direction=record["direction"],
+                max_epochs=record.get("max_epochs", 1),
+                storage=sweep_dir,
+            )
+        else:
+            record["backend"] |= execute(jobs, resources, finished)
     except KeyboardInterrupt:
         interrupted = True
     finally:
         for item in items:
             if item["status"] == "running":
                 item["status"] = "interrupted"
-        failed = any(item["status"] != "completed" for item in items)
+        failed = any(item["status"] not in FINISHED for item in items)
         status = "interrupted" if interrupted else "failed" if failed else "completed"
         record.update(status=status, ended_at=utc_now(), duration_seconds=clock.seconds())
         record["ranking"] = [item["trial"] for item in _ranked(items, record["direction"])]
@@ -180,9 +204,9 @@ def _trial_result(
             )
         return result
     run = read_json(run_dir / RUN_RECORD)
-    result["run_dir"] = (
-        str(run_dir.relative_to(sweep_dir)) if run_dir.is_relative_to(sweep_dir) else str(run_dir)
-    )
+    if outcome.get("stopped_by") and run.get("status") == "interrupted":
+        return _stopped_result(run_dir, sweep_dir, run, metric, outcome["stopped_by"])
+    result["run_dir"] = _relative(run_dir, sweep_dir)
     result["duration_seconds"] = run.get("duration_seconds")
     result["status"] = "completed" if run.get("status") == "completed" else "failed"
     if result["status"] == "failed":
@@ -195,6 +219,28 @@ def _trial_result(
     if note:
         result["note"] = note
     return result
+
+
+def _stopped_result(
+    run_dir: Path, sweep_dir: Path, run: dict[str, Any], metric: str, scheduler: str
+) -> dict[str, Any]:
+    """A trial the scheduler ended early: its metric is the one of its last finished epoch."""
+    epochs = run.get("epochs_completed")
+    return {
+        "status": "stopped",
+        "exit_code": None,
+        "metric": (run.get("last_metrics") or {}).get(metric),
+        "metric_epoch": epochs,
+        "run_dir": _relative(run_dir, sweep_dir),
+        "duration_seconds": run.get("duration_seconds"),
+        "note": f"stopped by {scheduler} after {epochs} epoch(s)",
+    }
+
+
+def _relative(run_dir: Path, sweep_dir: Path) -> str:
+    return (
+        str(run_dir.relative_to(sweep_dir)) if run_dir.is_relative_to(sweep_dir) else str(run_dir)
+    )
 
 
 def _metric(
@@ -216,9 +262,10 @@ def _metric(
 
 
 def _ranked(items: list[dict[str, Any]], direction: str) -> list[dict[str, Any]]:
-    """Trials with a metric, best first; then the rest in trial order."""
+    """Completed trials best first, then trials stopped early, then the rest in trial order."""
+    sign = -1 if direction == "max" else 1
     scored = [item for item in items if item.get("metric") is not None]
-    scored.sort(key=lambda item: item["metric"], reverse=direction == "max")
+    scored.sort(key=lambda item: (item["status"] != "completed", sign * item["metric"]))
     return scored + [item for item in items if item.get("metric") is None]
 
 
@@ -280,6 +327,15 @@ def _plot(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]no plot:[/] {error.render()}")
 
 
+def _import_tune() -> None:
+    try:
+        import ray.tune  # noqa: F401
+    except ImportError:
+        raise CbrunError(
+            "--scheduler needs Ray Tune, which is not installed", hint='pip install "cbrun[ray]"'
+        ) from None
+
+
 def _clip(text: str, width: int = 30) -> str:
     """The first line of `text`, cut to `width` characters (sweep.json has all of it)."""
     line = text.splitlines()[0] if text else ""
@@ -337,8 +393,14 @@ def sweep_command(
         raise CbrunError(f"--backend: expected `local` or `ray`, got `{resources.backend}`")
     if resources.address and resources.backend != "ray":
         raise CbrunError("--address names a Ray cluster: add --backend ray")
+    if resources.scheduler not in (None, *SCHEDULERS):
+        raise CbrunError(f"--scheduler: expected one of {', '.join(SCHEDULERS)}")
+    if resources.scheduler and resources.backend != "ray":
+        raise CbrunError("--scheduler uses Ray Tune: add --backend ray")
     if resources.backend == "ray":
         import_ray(local=resources.address is None)  # a missing extra fails before any trial
+    if resources.scheduler:
+        _import_tune()
     if resume is None:
         if config_path is None:
             raise CbrunError("give an experiment file, or --resume SWEEP_DIR")

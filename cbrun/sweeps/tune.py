@@ -1,0 +1,165 @@
+"""Early stopping of bad trials on Ray: Ray Tune's ASHA or median-stopping scheduler decides.
+
+Each trial is still a `cbrun train` process. A Tune class trainable starts it, reads its
+`run.json` (rewritten after every epoch) and reports the sweep's metric to Tune once per epoch.
+When the scheduler stops a trial, Tune calls the trainable's `cleanup`, which sends the process
+SIGTERM: `cbrun train` records an interrupted run with its finished epochs saved. Trials are
+reported to the sweep when Tune has finished them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from cbrun.sweeps.executors import Report, Resources, TrialJob, import_ray, outcome, start_ray
+from cbrun.sweeps.executors import train_command as command_for
+
+SCHEDULERS = ("asha", "median")
+POLL_SECONDS = 0.5
+
+
+def run_with_scheduler(
+    jobs: list[TrialJob],
+    resources: Resources,
+    report: Report,
+    *,
+    scheduler: str,
+    metric: str,
+    direction: str,
+    max_epochs: int,
+    storage: Path,
+) -> dict[str, Any]:
+    """Run the trials as Tune trials under `scheduler`; `report` each outcome at the end."""
+    ray = import_ray(local=resources.address is None)
+    details = start_ray(ray, resources)
+    try:
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # so `verbose=0` silences Tune's tables
+        logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # cbrun reports each trial
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler, MedianStoppingRule
+
+        if scheduler == "asha":
+            chosen = ASHAScheduler(
+                time_attr="epoch", max_t=max_epochs, grace_period=1, stop_last_trials=False
+            )
+        else:
+            chosen = MedianStoppingRule(time_attr="epoch", grace_period=1)
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                _trainable(tune), jobs={job.index: job for job in jobs}, metric=metric
+            ),
+            {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial": tune.grid_search([job.index for job in jobs])},
+            tune_config=tune.TuneConfig(
+                metric=metric,
+                mode=direction,
+                scheduler=chosen,
+                max_concurrent_trials=resources.workers,
+            ),
+            run_config=tune.RunConfig(storage_path=str(storage), name="tune", verbose=0),
+        )
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the sweep directory
+            results = tuner.fit()
+        for result in results:
+            last = result.metrics or {}
+            report(
+                result.config["trial"],
+                {
+                    "exit_code": last.get("exit_code"),
+                    "run_dir": last.get("run_dir"),
+                    "error": str(result.error) if result.error else last.get("error"),
+                    "stopped_by": None if "exit_code" in last else scheduler,
+                },
+            )
+        return details | {"scheduler": scheduler}
+    finally:
+        ray.shutdown()
+
+
+def _trainable(tune: Any) -> type:
+    """A Tune class trainable: one `cbrun train` process per trial, one step per epoch.
+
+    Tune calls `cleanup` when the trial ends, also when the scheduler stops it early: the
+    process then gets SIGTERM and time to record its interrupted run (Ray would SIGKILL it).
+    """
+
+    class CbrunTrial(tune.Trainable):
+        def setup(self, config: dict[str, Any], jobs: dict[int, TrialJob], metric: str) -> None:
+            self.job, self.metric = jobs[config["trial"]], metric
+            self.before = set(Path(self.job.runs_dir).glob("*/*"))
+            self.out = tempfile.TemporaryFile("w+")
+            self.err = tempfile.TemporaryFile("w+")
+            self.process = subprocess.Popen(
+                command_for(self.job.config, self.job.overrides, self.job.runs_dir),
+                stdout=self.out,
+                stderr=self.err,
+                text=True,
+                start_new_session=True,  # signals to Ray's worker group do not reach it
+            )
+            self.run_dir: Path | None = None
+            self.reported = 0
+
+        def step(self) -> dict[str, Any]:
+            """Wait for the next epoch with the metric, or for the process to end."""
+            while True:
+                finished = self.process.poll() is not None
+                self.run_dir = self.run_dir or _new_run_dir(self.job, self.before)
+                record = _read(self.run_dir / "run.json") if self.run_dir else {}
+                epochs = record.get("epochs_completed") or 0
+                value = (record.get("last_metrics") or {}).get(self.metric)
+                result = {"epoch": epochs, "run_dir": str(self.run_dir or "")}
+                if value is not None:
+                    result[self.metric] = value
+                if finished:
+                    self.out.seek(0)
+                    self.err.seek(0)
+                    final = outcome(self.process.returncode, self.out.read(), self.err.read())
+                    return result | final | {"done": True}
+                if epochs > self.reported and value is not None:
+                    self.reported = epochs
+                    return result
+                time.sleep(POLL_SECONDS)
+
+        def cleanup(self) -> None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+            self.out.close()
+            self.err.close()
+
+    return CbrunTrial
+
+
+def _new_run_dir(job: TrialJob, before: set[Path]) -> Path | None:
+    """The run directory this trial's process made: new, and with this trial's overrides."""
+    for candidate in Path(job.runs_dir).glob("*/*"):
+        overrides = candidate / "overrides.yaml"
+        if candidate not in before and overrides.is_file():
+            import yaml
+
+            if yaml.safe_load(overrides.read_text()) == job.overrides:
+                return candidate
+    return None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
