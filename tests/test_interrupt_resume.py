@@ -136,19 +136,22 @@ def runs(tmp_path_factory):
     twice.send_signal(signal.SIGINT)
     signal_after(processes["sigint"], root / "sigint/runs", 2, signal.SIGINT)
     signal_after(processes["sigkill"], root / "sigkill/runs", 3, signal.SIGKILL)
-    results = {name: finish(process) for name, process in processes.items()}
-    dirs = {name: run_dirs(root / name / "runs")[0] for name in names}
-    before = {name: snapshot(dirs[name]) for name in ("sigint", "sigkill")}
-
-    # Resuming without --allow-imports is refused (the config names hook code to import) ...
-    with pytest.raises(CbrunError) as refused:
-        resume_run(dirs["sigint"], quiet=True)
-    after_refusal = snapshot(dirs["sigint"])
-    # ... and with it, continues.
-    resuming = {
-        name: start(root / f"resume-{name}.log", "--resume", dirs[name], "--allow-imports")
-        for name in before
-    }
+    results, dirs, before, resuming = {}, {}, {}, {}
+    for name in ("sigkill", "sigint"):  # each resumes as soon as it has stopped
+        results[name] = finish(processes[name])
+        dirs[name] = run_dirs(root / name / "runs")[0]
+        before[name] = snapshot(dirs[name])
+        if name == "sigint":
+            # Resuming without --allow-imports is refused (the config names hook code) ...
+            with pytest.raises(CbrunError) as refused:
+                resume_run(dirs[name], quiet=True)
+            after_refusal = snapshot(dirs[name])
+        # ... and with it, continues.
+        log = root / f"resume-{name}.log"
+        resuming[name] = start(log, "--resume", dirs[name], "--allow-imports")
+    for name in ("unbroken", "twice"):
+        results[name] = finish(processes[name])
+        dirs[name] = run_dirs(root / name / "runs")[0]
     results.update({f"resumed_{name}": finish(p) for name, p in resuming.items()})
     return {
         "dirs": dirs,
