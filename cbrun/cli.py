@@ -72,7 +72,8 @@ def train(
         typer.Option(
             "--json",
             help="Print one JSON line (run dir, status, metrics, exit_code) instead of the run "
-            "dir. Exit codes: 0 completed, 1 training failed, 2 invalid config or input.",
+            "dir. Exit codes: 0 completed, 1 training failed, 2 invalid config or input, "
+            "130/143 interrupted.",
         ),
     ] = False,
     resume: Annotated[
