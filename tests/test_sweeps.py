@@ -155,6 +155,8 @@ def test_bad_grid_value_fails_before_any_trial_runs(make_config, cli, runs_dir):
         (["--trials", "3"], "`trials` counts random draws"),
         ([], "nothing to sweep"),
         (["--grid", "training.epochs=1", "--backend", "slurm"], "--backend: expected `local`"),
+        (["--grid", "training.epochs=1", "--scheduler", "asha"], "add --backend ray"),
+        (["--grid", "training.epochs=1", "--scheduler", "hyperband"], "one of asha, median"),
     ],
 )
 def test_bad_sweep_flags_are_user_errors(make_config, cli, runs_dir, args, expected):
