@@ -41,4 +41,9 @@ def tensorboard(params: TensorBoardParams, ctx: BuildContext) -> Any:
         def _collect_learning_rate(self, logs: dict) -> dict:
             return logs if "learning_rate" in logs else super()._collect_learning_rate(logs)
 
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            # With update_freq "epoch" Keras sets no batch writer, so its per-batch `batch_*`
+            # scalars are written nowhere, yet cost ~0.3 ms of Python a batch: skip them.
+            super().on_train_batch_end(batch, None if self.update_freq == "epoch" else logs)
+
     return TensorBoard(log_dir=ctx.path(params.log_dir), **params.keras_args("log_dir"))
