@@ -209,16 +209,25 @@ def test_ray_backend_without_ray_says_how_to_install(make_config, cli, runs_dir,
     assert not runs_dir.exists()
 
 
-def test_asha_on_ray_stops_bad_trials_early(make_config, cli, runs_dir):
+def test_asha_on_ray_stops_bad_trials_early(make_config, cli, runs_dir, tmp_path):
     """Ray Tune's ASHA ends trials whose first epoch is worse than the best trial's.
 
     One trial at a time, so the scheduler has seen the good trial (lr 0.05) before the two
-    hopeless ones (lr 1e-5): those stop after their first epoch; their runs are kept as
-    interrupted runs with that epoch saved.
+    hopeless ones (lr 1e-5): those stop after their first epochs; their runs are kept as
+    interrupted runs with those epochs saved. Each epoch ends with a short pause, so that a
+    trial cannot finish all its epochs while Tune is still deciding to stop it.
     """
     if not all(importlib.util.find_spec(name) for name in ("ray", "pyarrow")):  # ray[tune]
         pytest.skip("the ray extra is not installed")
-    path = make_config({"training": {"epochs": 3}})
+    (tmp_path / "slow_epochs.py").write_text(
+        "import time\n\ndef pause(epoch, logs):\n    time.sleep(0.5)\n"
+    )
+    path = make_config(
+        {
+            "training": {"epochs": 3},
+            "callbacks": [{"type": "lambda", "on_epoch_end": "slow_epochs:pause"}],
+        }
+    )
     grid = "compile.optimizer.learning_rate=0.05,0.00001,0.00002"
     result = cli(
         "sweep", path, "--grid", grid, "--backend", "ray", "--scheduler", "asha", "--workers", "1"
