@@ -80,6 +80,12 @@ class TrainingSection(StrictModel):
         None, description="Validation batches per epoch; default: the whole validation split."
     )
     validation_freq: PositiveInt = Field(1, description="Validate every N epochs.")
+    state_every: PositiveInt = Field(
+        1,
+        description="Save the state `train --resume` continues from every N epochs (and "
+        "after the last). Each save writes the model and optimizer: raise N for very short "
+        "epochs; a resume then repeats up to N-1 epochs.",
+    )
     steps_per_execution: PositiveInt = Field(
         1,
         description="Batches per call into TensorFlow; more cuts per-batch Python overhead "

@@ -33,14 +33,15 @@ class Interrupted(BaseException):
         """130 for SIGINT, 143 for SIGTERM: the shell's convention for death by signal."""
         return 128 + self.signum
 
-    def outcome(self, where: str, epochs_saved: int, run_dir: Path) -> dict[str, Any]:
-        """The run.json fields of an interrupted run."""
+    def outcome(self, where: str, finished: int, saved: int, run_dir: Path) -> dict[str, Any]:
+        """The run.json fields of an interrupted run: epochs `finished`, state `saved` after."""
+        kept = "and saved" if saved == finished else f"(resume continues after epoch {saved})"
         return {
             "status": "interrupted",
             "signal": self.signal_name,
-            "epochs_completed": epochs_saved,
-            "stop_reason": f"interrupted by {self.signal_name} {where}; {epochs_saved} "
-            f"epoch{'' if epochs_saved == 1 else 's'} finished and saved",
+            "epochs_completed": finished,
+            "stop_reason": f"interrupted by {self.signal_name} {where}; {finished} "
+            f"epoch{'' if finished == 1 else 's'} finished {kept}",
             "resume_command": f"cbrun train --resume {run_dir}",
         }
 

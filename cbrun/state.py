@@ -75,7 +75,7 @@ def read_state(run_dir: Path) -> SavedState | None:
 
 
 class StateKeeper(keras.callbacks.Callback):
-    """Saves the training state after every epoch; restores callback progress on resume.
+    """Saves the training state every `every` epochs; restores callback progress on resume.
 
     It must come after every user callback in the list: its `on_train_begin` then runs after
     theirs (which reset their progress), and its `on_epoch_end` sees their updated progress.
@@ -85,6 +85,7 @@ class StateKeeper(keras.callbacks.Callback):
         callbacks: the config's callbacks, in order (their progress is saved).
         write_history: writes `history.csv`/`history.json` from a history dict.
         resumed: the state a resumed run starts from, or None for a new run.
+        every: save after every this many epochs, and after the last one.
     """
 
     def __init__(
@@ -93,11 +94,13 @@ class StateKeeper(keras.callbacks.Callback):
         callbacks: list[Any],
         write_history: Callable[[Path, dict[str, list[float]]], None],
         resumed: SavedState | None = None,
+        every: int = 1,
     ):
         super().__init__()
         self.run_dir, self.callbacks, self.write_history = run_dir, callbacks, write_history
-        self.resumed = resumed
+        self.resumed, self.every = resumed, every
         self.epoch = resumed.epoch if resumed else 0
+        self.saved_epoch = self.epoch  # the epoch the latest saved state ends with
         self.history: dict[str, list[float]] = {
             k: list(v) for k, v in (resumed.history if resumed else {}).items()
         }
@@ -117,7 +120,8 @@ class StateKeeper(keras.callbacks.Callback):
             self.history.setdefault(key, []).append(_plain(value))
         self.epoch = epoch + 1
         self.write_history(self.run_dir, self.history)
-        self._save()
+        if self.epoch % self.every == 0 or self.epoch == self.params.get("epochs"):
+            self._save()
 
     def full_history(self, history: Any) -> Any:
         """`history` (from this fit) with the epochs of the runs before a resume prepended."""
@@ -155,6 +159,7 @@ class StateKeeper(keras.callbacks.Callback):
         shutil.rmtree(root / name, ignore_errors=True)  # a resumed run redoing this epoch
         os.replace(partial, root / name)
         write_json_atomic(root / LATEST, {"folder": name, "epoch": self.epoch})
+        self.saved_epoch = self.epoch
         for old in root.iterdir():
             if old.name not in (name, LATEST):
                 shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)

@@ -133,7 +133,9 @@ def run(
     if resumed is not None:
         reporter.print(f"resuming after epoch {resumed.epoch} of {config.training.epochs}")
     guard = InterruptGuard(run_dir, record).install()
-    keeper = StateKeeper(run_dir, callbacks, _write_history, resumed)
+    keeper = StateKeeper(
+        run_dir, callbacks, _write_history, resumed, every=config.training.state_every
+    )
     safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
     try:
         history = _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety)
@@ -165,7 +167,7 @@ def run(
         keeper.discard()
         exit_code = 0
     except Interrupted as interrupt:
-        record.update(interrupt.outcome(safety.where, keeper.epoch, run_dir))
+        record.update(interrupt.outcome(safety.where, keeper.epoch, keeper.saved_epoch, run_dir))
         keeper.save_current(model, run_dir / MODEL_FILE)
         reporter.print(f"[yellow]{record['stop_reason']}[/]\nresume: {record['resume_command']}")
         exit_code = interrupt.exit_code

@@ -296,3 +296,32 @@ def test_sigterm_exits_143_and_the_run_resumes_in_place(make_config, cli, runs_d
     assert list(pd.read_csv(run / "log.csv")["epoch"]) == list(range(7))
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == list(range(1, 8))
     assert cli("train", "--resume", run).exit_code == 2  # completed: nothing to resume
+
+
+def test_state_every_n_epochs_resumes_from_the_last_saved_epoch(
+    make_config, cli, runs_dir, tmp_path, monkeypatch
+):
+    """With `state_every: 3` a stop in epoch 5 resumes after epoch 3; epoch 4 is run again."""
+    monkeypatch.delitem(sys.modules, "sigterm_hook", raising=False)  # a fresh batch count
+    (tmp_path / "sigterm_hook.py").write_text(SIGTERM_HOOK)
+    config = make_config(
+        {
+            "training": {"epochs": 7, "state_every": 3},
+            "callbacks": [
+                {"type": "csv_logger"},
+                {"type": "lambda", "on_train_batch_end": "sigterm_hook:terminate_at_batch_20"},
+            ],
+        }
+    )
+    assert cli("train", config).exit_code == 143
+    [run] = run_dirs(runs_dir)
+    assert record(run)["stop_reason"] == (
+        "interrupted by SIGTERM in epoch 5 after batch 4; 4 epochs finished "
+        "(resume continues after epoch 3)"
+    )
+    resumed = cli("train", "--resume", run, "--allow-imports")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "resuming after epoch 3 of 7" in resumed.stderr
+    assert record(run)["epochs_completed"] == 7
+    assert list(pd.read_csv(run / "log.csv")["epoch"]) == list(range(7))
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == list(range(1, 8))
