@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -140,3 +141,34 @@ def tensorboard_scalars(folder: Path, tag: str) -> list[float]:
         float(make_ndarray(event.tensor_proto))
         for event in sorted(events.Tensors(tag), key=lambda event: event.step)
     ]
+
+
+_PROBE = """
+import json, sys
+from cbrun.cli import main
+
+codes = {}
+for args in COMMANDS:
+    sys.argv = ["cbrun", *args]
+    try:
+        main()
+        codes[" ".join(args)] = 0
+    except SystemExit as exit_:
+        codes[" ".join(args)] = exit_.code or 0
+heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+print("PROBE" + json.dumps({"codes": codes, "heavy": heavy}))
+"""
+
+
+def probe_commands(commands: list[list[str]]) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
+    """Run cbrun commands in one fresh interpreter: their exit codes, and whether
+    TensorFlow or Keras got imported (`heavy`)."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"COMMANDS = {commands!r}\n{_PROBE}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("PROBE"))
+    return json.loads(line.removeprefix("PROBE")), result

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
-from test_startup import PROBE
 
-from conftest import ROOT, TINY, merge
+from conftest import TINY, merge, probe_commands
 
 
 @pytest.fixture(scope="module")
@@ -229,15 +228,7 @@ def test_runs_show_and_compare_do_not_import_tensorflow(runs, tmp_path):
         ["show", str(runs["wide"])],
         ["compare", str(runs["small"]), str(runs["wide"]), "--output", str(tmp_path / "c.png")],
     ]
-    result = subprocess.run(
-        [sys.executable, "-c", f"COMMANDS = {commands!r}\n{PROBE}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    line = next(x for x in result.stdout.splitlines() if x.startswith("PROBE"))
-    report = json.loads(line.removeprefix("PROBE"))
+    report, result = probe_commands(commands)
     assert set(report["codes"].values()) == {0} and report["heavy"] == []
 
 

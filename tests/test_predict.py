@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from test_startup import PROBE
 
-from conftest import ROOT, TINY, merge
+from conftest import TINY, merge, probe_commands
 
 FEATURES = ["width", "height", "depth", "weight"]
 CLASSES = ["bolt", "nut", "washer"]
@@ -170,15 +167,7 @@ def test_bad_npz_and_output_are_user_errors(runs, cli, tmp_path):
 def test_a_bad_input_fails_before_tensorflow_is_imported(runs, tmp_path):
     pd.read_csv(runs["csv"]).drop(columns="width").to_csv(tmp_path / "bad.csv", index=False)
     commands = [["predict", str(runs["parts"]), str(tmp_path / "bad.csv")]]
-    result = subprocess.run(
-        [sys.executable, "-c", f"COMMANDS = {commands!r}\n{PROBE}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
-    line = next(x for x in result.stdout.splitlines() if x.startswith("PROBE"))
-    report = json.loads(line.removeprefix("PROBE"))
+    report, result = probe_commands(commands)
     assert list(report["codes"].values()) == [2] and report["heavy"] == []
     assert "missing feature column `width`" in result.stderr
 
