@@ -64,7 +64,10 @@ def _as_dict(component: Component, section: str) -> dict[str, Any]:
 
 def _params(component: Component) -> list[dict[str, str]]:
     rows = []
-    for field_name, field in component.params.model_fields.items():
+    fields = component.params.model_fields
+    # the component's own params first; `phases`, shared by every callback, last
+    for field_name in sorted(fields, key=lambda name: name == "phases"):
+        field = fields[field_name]
         if field_name == "type":
             continue
         if field.is_required():
