@@ -166,10 +166,8 @@ def evaluate(
     from rich.console import Console
 
     from cbrun.evaluation import evaluate_run
-    from cbrun.importing import imports_from_run
 
-    with imports_from_run(run_dir, allow_imports):
-        result = evaluate_run(run_dir, checkpoint, split, unsafe=unsafe)
+    result = evaluate_run(run_dir, checkpoint, split, unsafe=unsafe, allow_imports=allow_imports)
     Console(stderr=True).print(result.table())
     _stdout(str(result.path))
 
@@ -367,12 +365,13 @@ def predict(
     checkpoint: Annotated[
         str, typer.Option(help="`last` (the final model), `best`, or a checkpoint file path.")
     ] = "last",
+    unsafe: UnsafeOption = False,
     allow_imports: AllowImportsOption = False,
 ) -> None:
     """Predict with a run's model: class probabilities and label (or values) as CSV."""
     from cbrun.predicting import predict_file
 
-    text = predict_file(run_dir, input_file, output, checkpoint, allow_imports)
+    text = predict_file(run_dir, input_file, output, checkpoint, unsafe, allow_imports)
     if text is None:
         _stdout(str(output))
     else:

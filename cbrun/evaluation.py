@@ -13,6 +13,7 @@ from cbrun.config import load_config
 from cbrun.console import format_number
 from cbrun.data.base import Dataset
 from cbrun.errors import CbrunError
+from cbrun.importing import imports_from_run
 from cbrun.loading import load_model_file
 from cbrun.rundir import (
     CONFIG_FILE,
@@ -42,10 +43,21 @@ class EvalResult:
 
 
 def evaluate_run(
-    run_dir: Path, checkpoint: str = "last", split: str = "test", *, unsafe: bool = False
+    run_dir: Path,
+    checkpoint: str = "last",
+    split: str = "test",
+    *,
+    unsafe: bool = False,
+    allow_imports: bool = False,
 ) -> EvalResult:
-    """Rebuild the run's data, load a checkpoint in safe mode, evaluate, record the result."""
-    config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe)
+    """Rebuild the run's data, load a checkpoint in safe mode, evaluate, record the result.
+
+    Code named in the run's config is imported only with `allow_imports` (see
+    `cbrun.importing.imports_from_run`); a model holding code loads only with `unsafe`.
+    """
+    with imports_from_run(run_dir, allow_imports):
+        config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe)
+        callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
     data = getattr(dataset, split)
     if data is None:
         raise CbrunError(f"{run_dir}: the run's data has no {split} split")
@@ -54,7 +66,7 @@ def evaluate_run(
         batch_size=config.training.batch_size,
         verbose=0,
         return_dict=True,
-        callbacks=build_callbacks(config, run_dir, dataset, phase="evaluate"),
+        callbacks=callbacks,
     )
     shown = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
     result = {
@@ -75,7 +87,8 @@ def load_run(
     """A run's config, its rebuilt data, and the model of `checkpoint` (safe mode unless unsafe).
 
     A weights-only checkpoint rebuilds the model from the config, which for an `import` model
-    imports code: callers wrap this in `cbrun.importing.imports_from_run`.
+    imports code: callers wrap this in `cbrun.importing.imports_from_run`, as evaluate_run and
+    prediction.predict_run do.
     """
     if not (run_dir / CONFIG_FILE).is_file():
         raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")

@@ -137,6 +137,7 @@ def predict_file(
     input_path: Path,
     output: Path | None,
     checkpoint: str = "last",
+    unsafe: bool = False,
     allow_imports: bool = False,
 ) -> str | None:
     """Predict for every row of `input_path`; write the CSV to `output`, or return its text."""
@@ -148,7 +149,7 @@ def predict_file(
     from cbrun.prediction import predict_run  # TensorFlow: only once the input is known good
 
     table = prediction_table(
-        run_dir, predict_run(run_dir, x, checkpoint, allow_imports=allow_imports)
+        run_dir, predict_run(run_dir, x, checkpoint, unsafe=unsafe, allow_imports=allow_imports)
     )
     text = table.to_csv(index=False, float_format="%.6g")
     if output is None:

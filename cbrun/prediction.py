@@ -15,6 +15,8 @@ def predict_run(
     x: Any,
     checkpoint: str = "last",
     batch_size: int | None = None,
+    *,
+    unsafe: bool = False,
     allow_imports: bool = False,
 ) -> Any:
     """`model.predict(x)` with a run's model, running its predict-phase callbacks.
@@ -24,6 +26,7 @@ def predict_run(
         x: Inputs shaped like the run's training features.
         checkpoint: `last` (the final model), `best`, or a checkpoint file path.
         batch_size: Batch size; default: the run's `training.batch_size`.
+        unsafe: Load a model that holds Python code (Keras' safe mode off).
         allow_imports: Import `module:function` code named in the run's saved config (such
             as `lambda` hooks), from the folder of the config it was trained from.
 
@@ -32,7 +35,7 @@ def predict_run(
     """
     run_dir = Path(run_dir)
     with imports_from_run(run_dir, allow_imports):
-        config, dataset, model, _ = load_run(run_dir, checkpoint)
+        config, dataset, model, _ = load_run(run_dir, checkpoint, unsafe=unsafe)
         callbacks = build_callbacks(config, run_dir, dataset, phase="predict")
     return model.predict(
         x, batch_size=batch_size or config.training.batch_size, verbose=0, callbacks=callbacks

@@ -10,6 +10,7 @@ import threading
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -149,3 +150,15 @@ def test_two_trainings_started_together_do_not_touch_each_other(tmp_path):
         assert record["status"] == "completed" and record["epochs_completed"] == 2
         assert list(pd.read_csv(run / "log.csv")["epoch"]) == [0, 1]
         assert yaml.safe_load((run / "config.yaml").read_text())["experiment"]["name"] == "tiny"
+
+
+def test_predict_refuses_a_model_holding_code_without_unsafe(lambda_run, cli, tmp_path):
+    inputs = tmp_path / "inputs.npz"
+    np.savez(inputs, x=np.zeros((3, TINY["data"]["features"]), dtype="float32"))
+    refused = cli("predict", lambda_run, inputs)
+    assert refused.exit_code == 2 and "Traceback" not in refused.stderr
+    assert "holds Python code" in refused.stderr and "pass --unsafe" in refused.stderr
+
+    trusted = cli("predict", lambda_run, inputs, "--unsafe")
+    assert trusted.exit_code == 0, trusted.stderr
+    assert len(trusted.stdout.strip().splitlines()) == 1 + 3  # header and one row per input
