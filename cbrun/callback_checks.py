@@ -46,11 +46,24 @@ def swap_ema_weights_needs_ema(config: Any, document: Document) -> list[str]:
     ]
 
 
+def lr_drivers_need_a_plain_learning_rate(config: Any, document: Document) -> list[str]:
+    if not config.compile.optimizer.has_schedule:
+        return []
+    return [
+        f"{document.where(('callbacks', index, 'type'))}: callbacks[{index}]: `{item.type}` "
+        "sets the optimizer's learning rate each epoch, but compile.optimizer.learning_rate is "
+        f"a `{config.compile.optimizer.learning_rate.type}` schedule, which Keras cannot "
+        "change. Use a number for compile.optimizer.learning_rate, or drop this callback."
+        for index, item in enumerate(config.callbacks)
+        if item.type in LR_DRIVING_CALLBACKS
+    ]
+
+
 def one_learning_rate_driver(config: Any, document: Document) -> list[str]:
     drivers = [
         (index, item.type)
         for index, item in enumerate(config.callbacks)
-        if item.type in LR_DRIVING_CALLBACKS and "fit" in item.phases
+        if item.type in LR_DRIVING_CALLBACKS
     ]
     if len({kind for _, kind in drivers}) < 2:
         return []

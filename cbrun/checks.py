@@ -13,7 +13,7 @@ def check(config: Any, document: Document) -> None:
     """Raise one ConfigError listing every cross-section conflict in `config`."""
     problems: list[str] = []
     for item_check in (
-        _lr_callbacks_need_a_plain_learning_rate,
+        callback_checks.lr_drivers_need_a_plain_learning_rate,
         _split_fractions_leave_training,
         callback_checks.swap_ema_weights_needs_ema,
         callback_checks.one_learning_rate_driver,
@@ -23,19 +23,6 @@ def check(config: Any, document: Document) -> None:
         problems.extend(item_check(config, document))
     if problems:
         raise ConfigError(problems, source=document.source)
-
-
-def _lr_callbacks_need_a_plain_learning_rate(config: Any, document: Document) -> list[str]:
-    if not config.compile.optimizer.has_schedule:
-        return []
-    return [
-        f"{document.where(('callbacks', index, 'type'))}: callbacks[{index}]: `{item.type}` "
-        "sets the optimizer's learning rate each epoch, but compile.optimizer.learning_rate is "
-        f"a `{config.compile.optimizer.learning_rate.type}` schedule, which Keras cannot "
-        "change. Use a number for compile.optimizer.learning_rate, or drop this callback."
-        for index, item in enumerate(config.callbacks)
-        if item.type in callback_checks.LR_DRIVING_CALLBACKS
-    ]
 
 
 def _split_fractions_leave_training(config: Any, document: Document) -> list[str]:
