@@ -141,8 +141,7 @@ def run(
         history = _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety)
         history = keeper.full_history(history)
         record.update(_outcome(config, history, callbacks))
-        model.save(run_dir / MODEL_FILE)
-        _write_history(run_dir, history.history)
+        model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
         if dataset.test is not None:
             test = model.evaluate(
                 *dataset.test,
