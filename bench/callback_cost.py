@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cbrun_timed  # noqa: E402,F401  (registers bench_epoch_timer, used by the configs)
 from timer import EpochTimer  # noqa: E402
 
-from cbrun import training  # noqa: E402
-from cbrun.build import build_callbacks, build_dataset, build_model, import_keras  # noqa: E402
-from cbrun.config import load_config  # noqa: E402
-from cbrun.rundir import create_run_dir  # noqa: E402
+from cbrun.core.run_dir import create_run_dir  # noqa: E402
+from cbrun.experiment.config import load_config  # noqa: E402
+from cbrun.run import train as training  # noqa: E402
+from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras  # noqa: E402
 
 HOOKS = (
     "on_batch_begin",
@@ -48,8 +48,8 @@ def own_callbacks(runs_dir: Path) -> dict:
     """Makers of the callbacks `cbrun train` always adds around the user's (where present)."""
     found = {"cbrun's _LearningRateLogger": training._LearningRateLogger}
     try:
-        from cbrun.interrupts import InterruptGuard
-        from cbrun.safeguards import SafetyChecks
+        from cbrun.run.interrupts import InterruptGuard
+        from cbrun.run.safeguards import SafetyChecks
     except ImportError:
         return found
     found["cbrun's SafetyChecks"] = lambda: SafetyChecks(InterruptGuard(runs_dir, {}), {})

@@ -80,7 +80,7 @@ def feed(tabular: str, images: str, repeats: int) -> dict:
     import tensorflow as tf
     from keras.src.trainers.data_adapters import get_data_adapter
 
-    from cbrun.speed import PipelineSection, batches
+    from cbrun.compute.speed import PipelineSection, batches
 
     def keras_adapter(x, y, size):
         return get_data_adapter(x, y, batch_size=size, shuffle=True).get_tf_dataset()

@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import cbrun_timed  # noqa: E402,F401  (registers bench_epoch_timer, used by the configs)
 
-from cbrun import speed  # noqa: E402
-from cbrun.build import build_dataset, build_model, import_keras  # noqa: E402
-from cbrun.config import load_config  # noqa: E402
+from cbrun.compute import speed  # noqa: E402
+from cbrun.experiment.config import load_config  # noqa: E402
+from cbrun.run.build import build_dataset, build_model, import_keras  # noqa: E402
 
 SETTINGS = {
     "defaults (float32, steps_per_execution 1, Keras' array adapter)": [],

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from cbrun import registry
-from cbrun.build import build_dataset, build_model, import_keras
 from cbrun.callbacks.base import BuildContext
-from cbrun.config import experiment_model
+from cbrun.experiment.config import experiment_model
+from cbrun.run.build import build_dataset, build_model, import_keras
 
 CONFIG = {
     "experiment": {"name": "timing_overhead", "seed": 0},

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
 
 app = typer.Typer(
     name="cbrun",
@@ -110,7 +110,7 @@ def train(
             )
         raise
     if as_json:
-        from cbrun.runs import read_run
+        from cbrun.inspect.runs import read_run
 
         _stdout(json.dumps({**read_run(result.run_dir).row(), "exit_code": result.exit_code}))
     else:
@@ -133,7 +133,7 @@ def _train_or_resume(
             raise CbrunError("train: give an experiment file, or --resume RUN_DIR")
         if unsafe or allow_imports:
             raise CbrunError("train: --unsafe and --allow-imports apply only with --resume")
-        from cbrun.training import train as run_training
+        from cbrun.run.train import train as run_training
 
         return run_training(config, overrides, smoke=smoke, runs_dir=runs_dir, quiet=quiet)
     if config is not None or overrides or smoke or runs_dir is not None:
@@ -141,7 +141,7 @@ def _train_or_resume(
             "train --resume: continues the run with its saved config; give no config file, "
             "--set, --smoke or --runs-dir"
         )
-    from cbrun.resume import resume_run
+    from cbrun.run.resume import resume_run
 
     return resume_run(resume, quiet=quiet, unsafe=unsafe, allow_imports=allow_imports)
 
@@ -163,20 +163,19 @@ def evaluate(
     """
     if split not in ("test", "validation"):
         raise CbrunError(f"--split: expected `test` or `validation`, got `{split}`")
-    from rich.console import Console
-
-    from cbrun.evaluation import evaluate_run
+    from cbrun.core.console import make_console
+    from cbrun.run.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, checkpoint, split, unsafe=unsafe, allow_imports=allow_imports)
-    Console(stderr=True).print(result.table())
+    make_console(stderr=True).print(result.table())
     _stdout(str(result.path))
 
 
 @app.command()
 def validate(config: ConfigArg, set_: SetOption = None) -> None:
     """Check an experiment file and print it as resolved (defaults filled in)."""
-    from cbrun.config import load_config, resolved_dict
-    from cbrun.yamlio import dump_yaml
+    from cbrun.experiment.config import load_config, resolved_dict
+    from cbrun.experiment.yaml_source import dump_yaml
 
     experiment, _ = load_config(config, set_ or [])
     _stdout(dump_yaml(resolved_dict(experiment)).rstrip())
@@ -186,13 +185,13 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of experiment files (for editors and jsonschema)."""
-    from cbrun.config import json_schema
+    from cbrun.experiment.config import json_schema
 
     _stdout(json.dumps(json_schema(), indent=2))
 
 
 def _listing(kind: str, name: Optional[str], as_json: bool) -> None:  # noqa: UP045
-    from cbrun import listing
+    from cbrun.experiment import listing
 
     _stdout(listing.render(kind, name, as_json))
 
@@ -223,10 +222,9 @@ RunsDirArg = Annotated[Path, typer.Argument(help="Folder holding the run directo
 
 def _print(renderable: object) -> None:
     """A rich table or group on stdout (the command's own output)."""
-    from rich.console import Console
+    from cbrun.core.console import make_console
 
-    wide = None if sys.stdout.isatty() else 160  # pipes and files get whole rows
-    Console(highlight=False, width=wide).print(renderable)
+    make_console().print(renderable)
 
 
 @app.command()
@@ -246,7 +244,7 @@ def runs(
     as_json: JsonOption = False,
 ) -> None:
     """List run directories, newest first, from their run.json and eval.json."""
-    from cbrun.runs import list_runs
+    from cbrun.inspect.runs import list_runs
 
     output = list_runs(runs_dir, status, sort, limit, as_json)
     _stdout(output) if isinstance(output, str) else _print(output)
@@ -255,7 +253,7 @@ def runs(
 @app.command()
 def show(run_dir: RunDirArg) -> None:
     """One run: status and why it stopped, metrics, curves, artifacts and config."""
-    from cbrun.show import show_run
+    from cbrun.inspect.show import show_run
 
     _print(show_run(run_dir))
 
@@ -269,12 +267,11 @@ def compare(
     ] = None,
 ) -> None:
     """Config differences and metrics side by side (stderr); overlay PNG path on stdout."""
-    from rich.console import Console
-
-    from cbrun.compare import compare_runs
+    from cbrun.core.console import make_console
+    from cbrun.inspect.compare import compare_runs
 
     tables, path = compare_runs(run_dirs, output)
-    Console(stderr=True, highlight=False).print(tables)
+    make_console(stderr=True).print(tables)
     if path is not None:
         _stdout(str(path))
 
@@ -369,7 +366,7 @@ def predict(
     allow_imports: AllowImportsOption = False,
 ) -> None:
     """Predict with a run's model: class probabilities and label (or values) as CSV."""
-    from cbrun.predicting import predict_file
+    from cbrun.run.predict_inputs import predict_file
 
     text = predict_file(run_dir, input_file, output, checkpoint, unsafe, allow_imports)
     if text is None:
@@ -386,7 +383,7 @@ def init(
     ] = "classification",
 ) -> None:
     """Write a commented starter experiment file that validates as is (never overwrites)."""
-    from cbrun.starter import write_starter
+    from cbrun.experiment.starter import write_starter
 
     _stdout(str(write_starter(path, template)))
     print(f"next: cbrun validate {path} && cbrun train {path}", file=sys.stderr)
@@ -399,7 +396,7 @@ def board(
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 for all).")] = "localhost",
 ) -> None:
     """Start TensorBoard on a runs directory (every run's tensorboard/ logs); Ctrl-C stops it."""
-    from cbrun.board import run_board
+    from cbrun.inspect.board import run_board
 
     run_board(runs_dir, port, host)
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field
 
-from cbrun.errors import CbrunError, did_you_mean
+from cbrun.core.errors import CbrunError, did_you_mean
 
 
 @dataclass(frozen=True)

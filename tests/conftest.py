@@ -120,7 +120,7 @@ def run_dirs(runs_dir: Path) -> list[Path]:
 
 def train_tiny(folder: Path, updates: dict[str, Any], name: str = "experiment.yaml") -> Any:
     """Train TINY merged with `updates` in-process, runs under `folder`; for module fixtures."""
-    from cbrun.training import train
+    from cbrun.run.train import train
 
     config = folder / name
     data = merge(TINY, {"output": {"runs_dir": str(folder / "runs")}, **updates})

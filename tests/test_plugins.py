@@ -36,7 +36,7 @@ def installed_example(tmp_path):
 def test_entry_point_is_read_only_when_a_callback_is_looked_up(installed_example):
     script = (
         "import sys\n"
-        "import cbrun, cbrun.cli, cbrun.config, cbrun.registry\n"
+        "import cbrun, cbrun.cli, cbrun.experiment.config, cbrun.registry\n"
         "print('cbrun_plugin_example.time_limit' in sys.modules)\n"
         "cbrun.registry.callbacks.get('time_limit')\n"
         "print('cbrun_plugin_example.time_limit' in sys.modules)\n"
@@ -138,3 +138,21 @@ def test_bad_class_or_init_args_fail_before_training(
     assert result.exit_code == 2
     assert message in result.stderr
     assert run_dirs(runs_dir) == []
+
+
+def test_plugin_code_in_readme_imports_and_registers_as_shown():
+    """The stable plugin API is what README's Plugins section imports: run that code as is."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Plugins", 1)[1].split("\n## ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    probe = (
+        f"{code}\n"
+        "from cbrun.registry import callbacks as registry\n"
+        "component = registry.get('my_callback')\n"
+        "print(component.params.__name__, 'my_callback' in registry.names())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["MyCallbackParams", "True"]

@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from cbrun import registry
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
 from cbrun.registry import Registry
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model_validator
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
 from cbrun.registry import callbacks
 
 
@@ -71,7 +71,7 @@ class AugmentationScheduleParams(FitOnlyParams):
         """`model` with the augmentation layer in front of its input (called by build_model)."""
         import keras
 
-        from cbrun.layers import ScheduledAugmentation
+        from cbrun.models.layers import ScheduledAugmentation
 
         if self.augmentation != "gaussian_noise" and len(dataset.input_shape) != 3:
             raise CbrunError(

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from cbrun.schema import StrictModel
+from cbrun.core.fields import StrictModel
 
 # Metric names (without `val_`) where bigger is better; anything else is minimised.
 _MAXIMISED = re.compile(

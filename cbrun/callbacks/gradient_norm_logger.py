@@ -8,8 +8,8 @@ import numpy as np
 from pydantic import Field, PositiveInt
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
+from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
-from cbrun.schema import RunPath
 
 
 class GradientNormLoggerParams(FitOnlyParams):

@@ -7,9 +7,9 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
-from cbrun.importing import import_object
+from cbrun.core.fields import ImportPath
+from cbrun.core.importing import import_object
 from cbrun.registry import callbacks
-from cbrun.schema import ImportPath
 
 _WITH_INDEX = "called with (epoch or batch index, logs)"
 

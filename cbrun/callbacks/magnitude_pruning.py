@@ -10,10 +10,10 @@ import numpy as np
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
+from cbrun.core.fields import RunPath
+from cbrun.core.run_dir import write_json_atomic
 from cbrun.registry import callbacks
-from cbrun.rundir import write_json_atomic
-from cbrun.schema import RunPath
 
 
 class MagnitudePruningParams(FitOnlyParams):

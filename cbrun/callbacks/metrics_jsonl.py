@@ -11,9 +11,9 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.core.fields import RunPath
+from cbrun.core.run_dir import utc_now
 from cbrun.registry import callbacks
-from cbrun.rundir import utc_now
-from cbrun.schema import RunPath
 
 
 class MetricsJsonlParams(CallbackParams):

@@ -8,8 +8,8 @@ from typing import Any, Literal
 from pydantic import Field, PositiveInt, model_validator
 
 from cbrun.callbacks.base import BuildContext, MonitorParams
+from cbrun.core.fields import RunPath, _relative_inside
 from cbrun.registry import callbacks
-from cbrun.schema import RunPath, _relative_inside
 
 
 class ModelCheckpointParams(MonitorParams):

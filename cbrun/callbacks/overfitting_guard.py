@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
 from cbrun.registry import callbacks
 
 

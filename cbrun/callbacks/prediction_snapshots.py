@@ -9,9 +9,9 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
+from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
-from cbrun.schema import RunPath
 
 GIF_NAME = "predictions.gif"
 

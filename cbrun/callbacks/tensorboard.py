@@ -7,8 +7,8 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
+from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
-from cbrun.schema import RunPath
 
 
 class TensorBoardParams(FitOnlyParams):

@@ -10,8 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
-from cbrun.schema import RunPath
 
 COLUMNS = ["phase", "epoch", "batch", "seconds", "samples", "samples_per_second"]
 

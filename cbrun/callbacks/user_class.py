@@ -8,10 +8,10 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
-from cbrun.errors import CbrunError, did_you_mean
-from cbrun.importing import import_object
+from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.fields import ImportPath
+from cbrun.core.importing import import_object
 from cbrun.registry import callbacks
-from cbrun.schema import ImportPath
 
 
 class UserClassParams(CallbackParams):

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field, PositiveInt
 
-from cbrun.errors import CbrunError
-from cbrun.schema import InputFile, StrictModel, Task
+from cbrun.core.errors import CbrunError
+from cbrun.core.fields import InputFile, StrictModel, Task
 
 Arrays = tuple[np.ndarray, np.ndarray]
 

@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.data.base import Arrays, Dataset, FileDataParams, make_file_dataset
-from cbrun.errors import CbrunError, did_you_mean
 from cbrun.registry import datasets
 
 

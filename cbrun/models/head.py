@@ -6,6 +6,10 @@ from typing import Any
 
 from cbrun.data.base import Dataset
 
+# What `compile:` uses for each task when it names no loss or metrics.
+DEFAULT_LOSS = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
+DEFAULT_METRICS = {"classification": ["accuracy"], "regression": ["mae"]}
+
 
 def standardize_layer(dataset: Dataset) -> Any:
     """A Normalization layer fixed to the training split's mean and variance (saved with it)."""

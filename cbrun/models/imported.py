@@ -7,11 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from cbrun.core.errors import CbrunError
+from cbrun.core.fields import ImportPath, StrictModel
+from cbrun.core.importing import import_object
 from cbrun.data.base import Dataset
-from cbrun.errors import CbrunError
-from cbrun.importing import import_object
 from cbrun.registry import models
-from cbrun.schema import ImportPath, StrictModel
 
 DATA_ARGUMENTS = ("input_shape", "num_classes", "output_units", "task")
 

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field, PositiveInt
 
+from cbrun.core.fields import StrictModel
 from cbrun.data.base import Dataset
 from cbrun.models.head import output_layer, standardize_layer
 from cbrun.registry import models
-from cbrun.schema import StrictModel
 
 
 class MlpParams(StrictModel):

@@ -6,11 +6,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.fields import StrictModel
 from cbrun.data.base import Dataset
-from cbrun.errors import CbrunError, did_you_mean
 from cbrun.models.head import output_layer, standardize_layer
 from cbrun.registry import models
-from cbrun.schema import StrictModel
 
 
 class LayerSpec(StrictModel):

@@ -1,0 +1,1 @@
+"""Components of learning-rate schedules: built-in Keras schedules and `import` of your own."""

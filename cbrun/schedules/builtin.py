@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from cbrun.core.fields import StrictModel
 from cbrun.registry import schedules
-from cbrun.schema import StrictModel
 
 Schedule = Callable[[int, float], float]
 

@@ -8,11 +8,11 @@ from typing import Literal
 
 from pydantic import ConfigDict
 
-from cbrun.errors import CbrunError
-from cbrun.importing import import_object
+from cbrun.core.errors import CbrunError
+from cbrun.core.fields import ImportPath
+from cbrun.core.importing import import_object
 from cbrun.registry import schedules
 from cbrun.schedules.builtin import Schedule, ScheduleParams
-from cbrun.schema import ImportPath
 
 
 class ImportedScheduleParams(ScheduleParams):

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
 
 RAY_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # trials return a few lines; Ray's minimum is 75 MiB
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cbrun.errors import CbrunError
+from cbrun.core.errors import CbrunError
 
 
 def plot_metric(record: dict[str, Any], path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +13,9 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from cbrun.config import load_config
-from cbrun.console import format_number
-from cbrun.errors import CbrunError
-from cbrun.rundir import (
+from cbrun.core.console import format_number, make_console
+from cbrun.core.errors import CbrunError
+from cbrun.core.run_dir import (
     RUN_RECORD,
     Stopwatch,
     create_run_dir,
@@ -26,14 +24,15 @@ from cbrun.rundir import (
     write_json_atomic,
     write_text_atomic,
 )
-from cbrun.sweeps.executors import Resources, TrialJob, execute, import_ray
-from cbrun.sweeps.space import (
+from cbrun.experiment.config import load_config
+from cbrun.experiment.sweep_space import (
     SweepSection,
     Trial,
     expand,
     parse_grid_flag,
     parse_random_flag,
 )
+from cbrun.sweeps.executors import Resources, TrialJob, execute, import_ray
 from cbrun.sweeps.tune import SCHEDULERS
 
 SWEEP_RECORD = "sweep.json"
@@ -109,8 +108,7 @@ def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]
 
 
 def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> SweepResult:
-    wide = None if sys.stderr.isatty() else 120  # logs and pipes get whole rows
-    console = Console(stderr=True, highlight=False, width=wide)
+    console = make_console(stderr=True)
     items = record["trials"]
     todo = [i for i, item in enumerate(items) if item["status"] not in FINISHED]
     record["backend"] = {

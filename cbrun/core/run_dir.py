@@ -1,0 +1,133 @@
+"""Run directories: a fresh folder per run, and atomic writes of the files others read."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from cbrun import __version__
+from cbrun.core.errors import CbrunError
+
+RUN_RECORD = "run.json"
+CONFIG_FILE = "config.yaml"
+
+
+def create_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:
+    """Make `runs_dir/name/YYYYmmdd-HHMMSS[-N]`; never reuses an existing directory."""
+    parent = runs_dir / name
+    if parent.resolve().parent != runs_dir.resolve():
+        raise CbrunError(f"experiment.name `{name}` would leave the runs directory")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CbrunError(f"cannot create the runs directory {parent}: {error}") from None
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        candidate = parent / (stamp if attempt == 0 else f"{stamp}-{attempt + 1}")
+        try:
+            # Atomic: fails if another process got there first. `parents`: a failed run of the
+            # same experiment may have just removed its empty experiment folder.
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return candidate
+    raise CbrunError(f"could not find a free run directory name under {parent}")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def create_exclusive(directory: Path, stem: str, suffix: str) -> Path:
+    """A new file `stem.suffix`, or `stem-2.suffix`, ...: earlier files are never overwritten."""
+    for attempt in range(1, 10_000):
+        path = directory / (f"{stem}{suffix}" if attempt == 1 else f"{stem}-{attempt}{suffix}")
+        try:
+            with open(path, "x"):
+                return path
+        except FileExistsError:
+            continue
+    raise CbrunError(f"no free file name for {stem}{suffix} in {directory}")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CbrunError(f"{path}: no such file") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise CbrunError(f"{path}: cannot read: {error}") from None
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def environment() -> dict[str, Any]:
+    """Versions, host and git commit recorded in run.json."""
+    versions = {"python": platform.python_version(), "cbrun": __version__}
+    for module in ("tensorflow", "keras", "numpy"):
+        if module in sys.modules:
+            versions[module] = getattr(sys.modules[module], "__version__", "unknown")
+    return {
+        "versions": versions,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "git_commit": _git_commit(),
+        "command": sys.argv,
+        "cwd": os.getcwd(),
+        "pid": os.getpid(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.start, 3)

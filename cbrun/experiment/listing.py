@@ -1,0 +1,114 @@
+"""`list-callbacks`, `list-models`, `list-datasets`: what each registry holds, from its params."""
+
+from __future__ import annotations
+
+import io
+import json
+import types
+import typing
+from typing import Any
+
+from pydantic_core import PydanticUndefined, to_jsonable_python
+from rich.console import Console
+from rich.table import Table
+
+from cbrun import registry
+from cbrun.experiment.yaml_source import dump_yaml
+from cbrun.registry import Component, Registry
+
+SECTIONS = {"callbacks": "callbacks", "models": "model", "datasets": "data"}
+
+
+def render(kind: str, name: str | None, as_json: bool) -> str:
+    reg: Registry = getattr(registry, kind)
+    components = [reg.get(name)] if name else reg.components()
+    if as_json:
+        return json.dumps([_as_dict(c, SECTIONS[kind]) for c in components], indent=2)
+    if name:
+        return _detail(components[0], SECTIONS[kind])
+    table = Table(title=f"{kind} ({len(components)})", show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("description")
+    table.add_column("parameters")
+    for component in components:
+        table.add_row(component.name, component.description, ", ".join(_param_names(component)))
+    return _to_text(table) + f"\nDetails: cbrun list-{kind} NAME"
+
+
+def example_snippet(component: Component, section: str) -> str:
+    """YAML for the component's section that validates as it stands."""
+    item = component.example()
+    data = {section: [item]} if section == "callbacks" else {section: item}
+    return dump_yaml({**getattr(component.params, "example_sections", {}), **data})
+
+
+def _detail(component: Component, section: str) -> str:
+    table = Table(title=f"{component.name}: {component.description}")
+    for column in ("parameter", "type", "default", "description"):
+        table.add_column(column)
+    for param in _params(component):
+        table.add_row(param["name"], param["type"], param["default"], param["description"])
+    return _to_text(table) + "\nExample:\n" + example_snippet(component, section)
+
+
+def _as_dict(component: Component, section: str) -> dict[str, Any]:
+    return {
+        "name": component.name,
+        "description": component.description,
+        "origin": component.origin,
+        "parameters": _params(component),
+        "example": example_snippet(component, section),
+        "schema": component.params.model_json_schema(),
+    }
+
+
+def _params(component: Component) -> list[dict[str, str]]:
+    rows = []
+    fields = component.params.model_fields
+    # the component's own params first; `phases`, shared by every callback, last
+    for field_name in sorted(fields, key=lambda name: name == "phases"):
+        field = fields[field_name]
+        if field_name == "type":
+            continue
+        if field.is_required():
+            default = "(required)"
+        elif field.default_factory is not None:
+            default = json.dumps(to_jsonable_python(field.default_factory()))
+        else:
+            default = "" if field.default is PydanticUndefined else json.dumps(field.default)
+        rows.append(
+            {
+                "name": field_name,
+                "type": _type_name(field.annotation),
+                "default": default,
+                "description": field.description or "",
+            }
+        )
+    return rows
+
+
+def _param_names(component: Component) -> list[str]:
+    return [p["name"] for p in _params(component)]
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is typing.Literal:
+        return " | ".join(json.dumps(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in args)
+    if origin is not None:
+        inner = ", ".join(_type_name(a) for a in args)
+        return f"{getattr(origin, '__name__', str(origin))}[{inner}]"
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def _to_text(renderable: Any) -> str:
+    buffer = io.StringIO()
+    Console(file=buffer, width=120, no_color=True, highlight=False).print(renderable)
+    return buffer.getvalue().rstrip()

@@ -1,0 +1,214 @@
+"""The search space: grid values and random distributions over dotted config keys, as trials."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, PositiveInt, field_validator
+
+from cbrun.callbacks.base import resolve_mode
+from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.fields import StrictModel
+from cbrun.experiment.yaml_source import parse_yaml
+
+DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
+_CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.S)
+_KEY = r"^[A-Za-z_][\w-]*(\.[\w-]+)*$"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One random value per draw, from a seeded `random.Random`.
+
+    `uniform(a, b)`, `loguniform(a, b)`, `randint(a, b)` (both ends included) or
+    `choice(v1, v2, ...)` (values read as YAML, so `choice([8], [16, 8])` picks a list).
+    """
+
+    name: str
+    args: tuple[Any, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Distribution:
+        match = _CALL.match(text)
+        if not match:
+            raise ValueError(
+                f"expected a distribution such as uniform(0.1, 0.5), got `{text}`; "
+                f"choose one of: {', '.join(DISTRIBUTIONS)}"
+            )
+        name, raw = match.groups()
+        if name not in DISTRIBUTIONS:
+            raise ValueError(
+                f"unknown distribution `{name}`.{did_you_mean(name, DISTRIBUTIONS)} "
+                f"Choose one of: {', '.join(DISTRIBUTIONS)}"
+            )
+        try:
+            args = tuple(parse_yaml(f"[{raw}]", text).data)
+        except CbrunError as error:
+            raise ValueError(f"cannot read the arguments of `{text}`: {error.message}") from None
+        numeric = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+        if name == "choice":
+            if not args:
+                raise ValueError("choice(...) needs at least one value")
+        elif len(args) != 2 or not numeric or not args[0] < args[1]:
+            raise ValueError(f"{name}(low, high) needs two numbers with low < high, got `{text}`")
+        elif name == "loguniform" and args[0] <= 0:
+            raise ValueError(f"loguniform(low, high) needs 0 < low, got `{text}`")
+        elif name == "randint" and not all(isinstance(a, int) for a in args):
+            raise ValueError(f"randint(low, high) needs two integers, got `{text}`")
+        return cls(name, args)
+
+    def sample(self, rng: random.Random) -> Any:
+        if self.name == "choice":
+            return rng.choice(self.args)
+        low, high = self.args
+        if self.name == "randint":
+            return rng.randint(low, high)
+        if self.name == "loguniform":
+            return math.exp(rng.uniform(math.log(low), math.log(high)))
+        return rng.uniform(low, high)
+
+
+class SweepSection(StrictModel):
+    """A search over config keys, run by `cbrun sweep` (`cbrun train` ignores this section).
+
+    Every grid combination is crossed with `trials` random draws; each trial is an ordinary run.
+    """
+
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Dotted config key -> list of values to try, e.g. "
+        "`compile.optimizer.learning_rate: [0.01, 0.001]`.",
+    )
+    random: dict[str, str] = Field(
+        default_factory=dict,
+        description="Dotted config key -> distribution: uniform(a, b), loguniform(a, b), "
+        "randint(a, b) (inclusive) or choice(v1, v2, ...).",
+    )
+    trials: PositiveInt | None = Field(
+        None, description="Random draws per grid combination (needs `random`; default 1)."
+    )
+    metric: str = Field(
+        "val_loss",
+        pattern=r"^\w+$",
+        description="What ranks trials: a history metric (best epoch's value, e.g. val_loss) "
+        "or `test_<metric>` from the test split.",
+    )
+    direction: Literal["min", "max"] | None = Field(
+        None, description="`min` or `max`; default from the metric's name (max for accuracy)."
+    )
+    seed: int | None = Field(
+        None, ge=0, description="Seeds the random draws (default: experiment.seed)."
+    )
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            _check_key(key)
+            if not values:
+                raise ValueError(f"grid key `{key}` needs at least one value")
+        return grid
+
+    @field_validator("random")
+    @classmethod
+    def _random_distributions(cls, spaces: dict[str, str]) -> dict[str, str]:
+        for key, text in spaces.items():
+            _check_key(key)
+            try:
+                Distribution.parse(text)
+            except ValueError as error:
+                raise ValueError(f"random `{key}`: {error}") from None
+        return spaces
+
+    def checked(self) -> SweepSection:
+        """This search, once the config's section and the command's flags are merged."""
+        problem = None
+        both = sorted(set(self.grid) & set(self.random))
+        if both:
+            problem = f"`{both[0]}` is both a grid key and a random key; pick one"
+        elif self.trials is not None and not self.random:
+            problem = "`trials` counts random draws: add random keys (--random) or drop it"
+        elif not self.grid and not self.random:
+            problem = "nothing to sweep: give grid and/or random keys (--grid, --random)"
+        if problem:
+            raise CbrunError(f"sweep: {problem}")
+        return self
+
+    @property
+    def resolved_direction(self) -> Literal["min", "max"]:
+        return self.direction or resolve_mode(self.metric.removeprefix("test_"))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the search space: its number and the config values it sets."""
+
+    index: int
+    params: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return f"trial-{self.index:03d}"
+
+    def overrides(self) -> list[str]:
+        """The `--set` overrides of this trial (values written as JSON, which is YAML)."""
+        return [f"{key}={json.dumps(value)}" for key, value in self.params.items()]
+
+
+def expand(sweep: SweepSection, seed: int) -> list[Trial]:
+    """Every grid combination crossed with `trials` seeded random draws, numbered from 0."""
+    rng = random.Random(sweep.seed if sweep.seed is not None else seed)
+    distributions = {key: Distribution.parse(text) for key, text in sweep.random.items()}
+    draws = (sweep.trials or 1) if distributions else 1
+    trials: list[Trial] = []
+    for point in itertools.product(*sweep.grid.values()):
+        for _ in range(draws):
+            params = dict(zip(sweep.grid, point, strict=True))
+            params.update({key: dist.sample(rng) for key, dist in distributions.items()})
+            trials.append(Trial(len(trials), params))
+    return trials
+
+
+def parse_grid_flag(flag: str) -> tuple[str, list[Any]]:
+    """`--grid key=v1,v2` -> (key, [v1, v2]); the values are read as one YAML flow list."""
+    key, sep, raw = flag.partition("=")
+    if not sep or not raw.strip():
+        raise CbrunError(f"--grid {flag}: expected KEY=V1,V2,..., e.g. training.batch_size=16,32")
+    values = parse_yaml(f"[{raw}]", f"--grid {flag}").data
+    return _flag_key(key, f"--grid {flag}"), values
+
+
+def parse_random_flag(flag: str) -> tuple[str, str]:
+    """`--random key=dist(...)` -> (key, distribution text), the distribution checked."""
+    key, sep, raw = flag.partition("=")
+    if not sep:
+        raise CbrunError(
+            f"--random {flag}: expected KEY=DIST, e.g. "
+            "compile.optimizer.learning_rate=loguniform(1e-4, 1e-2)"
+        )
+    try:
+        Distribution.parse(raw)
+    except ValueError as error:
+        raise CbrunError(f"--random {flag}: {error}") from None
+    return _flag_key(key, f"--random {flag}"), raw
+
+
+def _flag_key(key: str, flag: str) -> str:
+    try:
+        return _check_key(key.strip())
+    except ValueError as error:
+        raise CbrunError(f"{flag}: {error}") from None
+
+
+def _check_key(key: str) -> str:
+    if not re.match(_KEY, key):
+        raise ValueError(f"`{key}` is not a dotted config key like compile.optimizer.learning_rate")
+    if key.split(".")[0] in ("sweep", "output"):
+        raise ValueError(f"`{key}`: the sweep and output sections cannot be swept")
+    return key

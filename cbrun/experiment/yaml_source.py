@@ -1,0 +1,202 @@
+"""Read experiment YAML safely, remembering where every key sits, and apply `--set` overrides."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cbrun.core.errors import CbrunError
+
+KeyPath = tuple[str | int, ...]
+
+# YAML 1.1 only reads `1.0e-3` as a float; accept `1e-3`, `5E+4` and friends as well.
+_FLOAT = re.compile(
+    r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""",
+    re.X,
+)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-3` as a number and refuses duplicate keys."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                first = seen[key].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key `{key}` (first defined on line {first})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+@dataclass
+class Document:
+    """A parsed YAML document: its data, its source name and the line of every key path."""
+
+    data: Any
+    source: str
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    overridden: dict[KeyPath, str] = field(default_factory=dict)
+
+    def where(self, path: KeyPath) -> str:
+        """`file:line` (or the override that set it) for the nearest known key of `path`."""
+        for end in range(len(path), -1, -1):
+            prefix = path[:end]
+            if prefix in self.overridden:
+                return f"--set {self.overridden[prefix]}"
+            if prefix in self.lines:
+                return f"{self.source}:{self.lines[prefix]}"
+        return self.source
+
+
+def parse_yaml(text: str, source: str) -> Document:
+    """Parse one YAML document with the safe loader; errors name the file and line."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as error:
+        raise CbrunError(_yaml_message(error, source)) from None
+    except yaml.YAMLError as error:
+        raise CbrunError(f"{source}: invalid YAML: {error}") from None
+    finally:
+        loader.dispose()
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    return Document(data, source, lines)
+
+
+def load_yaml(path: Path) -> Document:
+    """Read and parse a YAML file; a missing or unreadable file is a user error."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CbrunError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise CbrunError(f"{path}: is a directory, expected a YAML file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise CbrunError(f"{path}: cannot read: {error}") from None
+    return parse_yaml(text, str(path))
+
+
+def dump_yaml(data: Any) -> str:
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def apply_overrides(document: Document, overrides: list[str]) -> None:
+    """Apply `key.path=value` overrides in order; values are parsed as YAML.
+
+    List items are addressed by index (`callbacks.0.patience=3`). A key may be added to an
+    existing mapping; the schema then decides whether it is allowed.
+    """
+    if document.data is None:
+        document.data = {}
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise CbrunError(
+                f"--set {override}: expected KEY=VALUE, for example `training.epochs=3`"
+            )
+        value = parse_yaml(raw, f"--set {override}").data if raw.strip() else None
+        path = _split_key(key.strip(), override)
+        parent = document.data
+        for depth, part in enumerate(path[:-1]):
+            parent = _child(parent, part, path[: depth + 1], override)
+        _assign(parent, path[-1], value, override)
+        document.overridden[path] = override
+
+
+def _split_key(key: str, override: str) -> KeyPath:
+    parts: list[str | int] = []
+    for part in key.split("."):
+        if not part:
+            raise CbrunError(f"--set {override}: empty key segment in `{key}`")
+        parts.append(int(part) if part.isdigit() else part)
+    return tuple(parts)
+
+
+def _child(parent: Any, part: str | int, path: KeyPath, override: str) -> Any:
+    shown = format_path(path)
+    if isinstance(parent, list):
+        if not isinstance(part, int) or part >= len(parent):
+            raise CbrunError(
+                f"--set {override}: `{shown}` names no item (the list has {len(parent)} items)"
+            )
+        return parent[part]
+    if isinstance(parent, dict):
+        if part not in parent:
+            keys = ", ".join(map(str, parent)) or "none"
+            raise CbrunError(f"--set {override}: `{shown}` names no key (keys here: {keys})")
+        return parent[part]
+    raise CbrunError(f"--set {override}: `{shown}` is inside a value that is not a mapping")
+
+
+def _assign(parent: Any, part: str | int, value: Any, override: str) -> None:
+    if isinstance(parent, list):
+        if not isinstance(part, int) or part >= len(parent):
+            raise CbrunError(f"--set {override}: the list has {len(parent)} items, no index {part}")
+        parent[part] = value
+    elif isinstance(parent, dict):
+        parent[part] = value
+    else:
+        raise CbrunError(f"--set {override}: cannot set a key inside a value that is not a mapping")
+
+
+def format_path(path: KeyPath) -> str:
+    """`('callbacks', 1, 'patience')` -> `callbacks[1].patience`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            _record_lines(value_node, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, path + (index,), lines)
+
+
+def _yaml_message(error: yaml.MarkedYAMLError, source: str) -> str:
+    mark = error.problem_mark or error.context_mark
+    # An override is one line: its own text says more than a line and column would.
+    where = source
+    if mark and not source.startswith("--set "):
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}"
+    problem = error.problem or str(error)
+    if "could not determine a constructor for the tag" in problem:
+        tag = problem.split("'")[1].replace("tag:yaml.org,2002:", "!!") if "'" in problem else ""
+        return (
+            f"{where}: the tag `{tag}` is not allowed: experiment files are plain data and "
+            "never construct Python objects"
+        )
+    context = f" ({error.context})" if error.context else ""
+    return f"{where}: invalid YAML: {problem}{context}"

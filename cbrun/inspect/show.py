@@ -1,0 +1,186 @@
+"""`cbrun show`: one run's config, outcome, metrics, artifacts and curves in the terminal."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from cbrun.core.console import format_number
+from cbrun.core.errors import CbrunError
+from cbrun.core.run_dir import CONFIG_FILE
+from cbrun.inspect.runs import (
+    REPORT_FILE,
+    STATUS_STYLE,
+    is_run_dir,
+    read_json_or_problem,
+    read_run,
+)
+
+BARS = "▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 60
+EXPAND_UP_TO = 5  # folders with at most this many files are listed file by file
+
+
+def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
+    """Values as a row of block characters, lowest ▁ to highest █ (bucket means if long).
+
+    NaN and infinite values (a diverged run) show as blanks.
+    """
+    if len(values) > width:
+        size = len(values) / width
+        values = [
+            fmean(values[int(i * size) : max(int((i + 1) * size), int(i * size) + 1)])
+            for i in range(width)
+        ]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
+    low, high = min(finite), max(finite)
+    span = (high - low) or 1.0
+    return "".join(
+        BARS[min(len(BARS) - 1, int((v - low) / span * len(BARS)))] if math.isfinite(v) else " "
+        for v in values
+    )
+
+
+def history_series(history: dict[str, Any]) -> dict[str, list[float]]:
+    """The per-epoch series in a history.json (everything but the epoch numbers)."""
+    return {
+        name: [float(v) for v in values]
+        for name, values in history.items()
+        if name != "epoch" and isinstance(values, list) and values
+    }
+
+
+def curves_table(history: dict[str, Any]) -> Table:
+    table = Table(box=None, show_header=True, pad_edge=False)
+    for name, justify in (
+        ("metric", "left"),
+        ("curve", "left"),
+        ("first", "right"),
+        ("last", "right"),
+        ("min", "right"),
+        ("max", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    series = history_series(history)
+    for name in sorted(series, key=lambda n: (n.removeprefix("val_"), n.startswith("val_"))):
+        values = series[name]
+        table.add_row(
+            name,
+            Text(sparkline(values), style="cyan"),
+            *(format_number(v) for v in (values[0], values[-1], min(values), max(values))),
+        )
+    return table
+
+
+def artifacts(run_dir: Path) -> list[tuple[str, int, int]]:
+    """(path, size in bytes, file count) for each file, and for each folder as a whole."""
+    rows: list[tuple[str, int, int]] = []
+    for entry in sorted(run_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_file():
+            rows.append((entry.name, entry.stat().st_size, 1))
+            continue
+        files = sorted(p for p in entry.rglob("*") if p.is_file())
+        if len(files) <= EXPAND_UP_TO:
+            rows += [(str(p.relative_to(run_dir)), p.stat().st_size, 1) for p in files]
+        else:
+            rows.append((f"{entry.name}/", sum(p.stat().st_size for p in files), len(files)))
+    return rows
+
+
+def human_size(size: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000  # type: ignore[assignment]
+    raise AssertionError("unreachable")
+
+
+def show_run(run_dir: Path) -> Group:
+    """Everything `cbrun show` prints about one run; damaged parts are reported, not raised."""
+    if not is_run_dir(run_dir):
+        raise CbrunError(f"{run_dir}: not a run directory (expected one made by `cbrun train`)")
+    info = read_run(run_dir)
+    record = info.record
+    parts: list[Any] = [Text(f"{info.name}  ({run_dir})", style="bold")]
+
+    status = Table.grid(padding=(0, 2))
+    status.add_column(style="dim")
+    status.add_column()
+    style = STATUS_STYLE.get(info.status, "magenta")
+    status.add_row("status", Text(info.status, style=style))
+    for problem in info.problems:
+        status.add_row("problem", Text(problem, style="magenta"))
+    if record.get("error"):
+        status.add_row("error", f"{record['error'].get('type')}: {record['error'].get('message')}")
+    for key, label in (
+        ("stop_reason", "stopped"),
+        ("started_at", "started"),
+        ("ended_at", "ended"),
+    ):
+        if record.get(key):
+            status.add_row(label, str(record[key]))
+    if record.get("duration_seconds") is not None:
+        status.add_row("duration", f"{record['duration_seconds']:.1f} s")
+    if "epochs_completed" in record:
+        status.add_row("epochs", f"{record['epochs_completed']} / {record.get('epochs_planned')}")
+    for name, best in (record.get("monitors") or {}).items():
+        status.add_row(
+            f"best {name}", f"{format_number(best.get('best'))} at epoch {best.get('best_epoch')}"
+        )
+    if record.get("versions"):
+        status.add_row("versions", ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
+    if record.get("git_commit"):
+        status.add_row("git commit", str(record["git_commit"]))
+    if (run_dir / REPORT_FILE).is_file():
+        status.add_row("report", str(run_dir / REPORT_FILE))
+    parts += [Text(""), status]
+
+    parts += [Text(""), _metrics_table(record, info.test_metrics)]
+
+    problems: list[str] = []
+    history = read_json_or_problem(run_dir / "history.json", problems)
+    if isinstance(history, dict) and history_series(history):
+        parts += [Text("\ncurves", style="bold"), curves_table(history)]
+    elif record.get("status") != "running":
+        parts.append(
+            Text(f"\nno curves: {'; '.join(problems) or 'history.json is empty'}", style="dim")
+        )
+
+    files = Table(title="artifacts", title_justify="left", box=None, pad_edge=False)
+    files.add_column("path")
+    files.add_column("size", justify="right")
+    for path, size, count in artifacts(run_dir):
+        files.add_row(path if count == 1 else f"{path} ({count} files)", human_size(size))
+    parts += [Text(""), files]
+
+    parts.append(Text("\nconfig.yaml", style="bold"))
+    try:
+        parts.append(Text((run_dir / CONFIG_FILE).read_text(encoding="utf-8").rstrip()))
+    except (OSError, UnicodeDecodeError) as error:
+        parts.append(Text(f"unreadable: {error}", style="magenta"))
+    return Group(*parts)
+
+
+def _metrics_table(record: dict[str, Any], test: dict[str, float]) -> Table:
+    final = record.get("final_metrics") or record.get("last_metrics") or {}
+    table = Table(title="metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("final" if record.get("final_metrics") else "last epoch", justify="right")
+    table.add_column("test", justify="right")
+    for name in dict.fromkeys([*final, *test]):
+        table.add_row(
+            name,
+            format_number(final[name]) if name in final else "",
+            format_number(test[name]) if name in test else "",
+        )
+    return table

@@ -1,0 +1,122 @@
+"""Turn a validated config into data, a compiled model and callbacks, via the registries."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from cbrun import registry
+from cbrun.callbacks.base import BuildContext
+from cbrun.compute.speed import dtype_policy
+from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.native_logs import quiet_native_logs
+from cbrun.data.base import Dataset
+from cbrun.models.head import DEFAULT_LOSS, DEFAULT_METRICS
+
+
+def import_keras(seed: int | None = None, deterministic: bool = False) -> Any:
+    """Import Keras on TensorFlow with TensorFlow's C++ chatter muted; seed everything.
+
+    `deterministic` also makes TensorFlow's ops deterministic, for the rest of the process.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    with quiet_native_logs():
+        import keras
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # initialises devices: their log lines come now
+
+    import cbrun.models.layers  # noqa: F401  (registers cbrun's layers, so saved models load)
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    return keras
+
+
+def build_dataset(config: Any) -> Dataset:
+    component = registry.datasets.get(config.data.type)
+    return component.factory(config.data, config.experiment.seed)
+
+
+def resolve_compile_defaults(config: Any, dataset: Dataset) -> None:
+    """Fill the loss and metrics left empty with the defaults for the data's task."""
+    config.compile.loss = config.compile.loss or DEFAULT_LOSS[dataset.task]
+    if config.compile.metrics is None:
+        config.compile.metrics = list(DEFAULT_METRICS[dataset.task])
+
+
+def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -> Any:
+    """Build and compile the model; `config_dir` is importable for `import` models."""
+    keras = import_keras()
+    if config_dir is not None and str(config_dir) not in sys.path:
+        sys.path.insert(0, str(config_dir))
+    with dtype_policy(config.training.precision):
+        model = registry.models.get(config.model.type).factory(config.model, dataset)
+    for params in config.callbacks:  # callbacks that add layers, e.g. augmentation
+        if hasattr(params, "prepare_model"):
+            model = params.prepare_model(model, dataset, config.experiment.seed)
+    resolve_compile_defaults(config, dataset)
+    _check_compile_names(keras, config.compile)
+    try:
+        model.compile(
+            optimizer=config.compile.optimizer.build(),
+            loss=keras.losses.get(config.compile.loss),
+            metrics=list(config.compile.metrics),
+            steps_per_execution=config.training.steps_per_execution,
+            jit_compile=config.training.jit_compile,
+        )
+    except (ValueError, TypeError) as error:
+        raise CbrunError(f"compile: {error}") from None
+    return model
+
+
+def _check_compile_names(keras: Any, section: Any) -> None:
+    """Unknown loss or metric names fail here, with their key and a close match, not in `fit`."""
+
+    def public_names(module: Any) -> list[str]:
+        return [n for n in dir(module) if n.islower() and n not in ("get", "serialize")]
+
+    try:
+        keras.losses.get(section.loss)
+    except (ValueError, TypeError):
+        names = public_names(keras.losses)
+        raise CbrunError(
+            f"compile.loss: unknown Keras loss `{section.loss}`.{did_you_mean(section.loss, names)}"
+        ) from None
+    for index, metric in enumerate(section.metrics):
+        if metric in ("accuracy", "acc", "crossentropy", "ce"):  # compile() resolves these
+            continue
+        try:
+            keras.metrics.get(metric)
+        except (ValueError, TypeError):
+            names = ["accuracy", *public_names(keras.metrics)]
+            raise CbrunError(
+                f"compile.metrics[{index}]: unknown Keras metric `{metric}`."
+                f"{did_you_mean(metric, names)}"
+            ) from None
+
+
+def build_callbacks(config: Any, run_dir: Path, dataset: Dataset, phase: str = "fit") -> list[Any]:
+    """One Keras callback (or several) per `callbacks:` item that joins `phase`, in order."""
+    context = BuildContext(run_dir=run_dir, config=config, dataset=dataset)
+    built: list[Any] = []
+    for index, params in enumerate(config.callbacks):
+        if phase not in params.phases:
+            continue
+        try:
+            result = registry.callbacks.get(params.type).factory(params, context)
+        except CbrunError as error:
+            raise CbrunError(
+                f"callbacks[{index}] ({params.type}): {error.message}", hint=error.hint
+            ) from None
+        except (TypeError, ValueError) as error:
+            raise CbrunError(f"callbacks[{index}] ({params.type}): {error}") from error
+        built.extend(result if isinstance(result, list) else [result])
+    return built

@@ -1,0 +1,128 @@
+"""`cbrun eval`: re-evaluate a finished run from its directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from cbrun.core.console import format_number
+from cbrun.core.errors import CbrunError
+from cbrun.core.importing import imports_from_run
+from cbrun.core.run_dir import (
+    CONFIG_FILE,
+    RUN_RECORD,
+    create_exclusive,
+    read_json,
+    utc_now,
+    write_json_atomic,
+)
+from cbrun.data.base import Dataset
+from cbrun.experiment.config import load_config
+from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
+from cbrun.run.model_file import load_model_file
+from cbrun.run.train import MODEL_FILE
+
+
+@dataclass
+class EvalResult:
+    path: Path
+    metrics: dict[str, float]
+    split: str
+    checkpoint: str
+
+    def table(self) -> Table:
+        table = Table(title=f"{self.split} metrics of {self.checkpoint}")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in self.metrics.items():
+            table.add_row(name, format_number(value))
+        return table
+
+
+def evaluate_run(
+    run_dir: Path,
+    checkpoint: str = "last",
+    split: str = "test",
+    *,
+    unsafe: bool = False,
+    allow_imports: bool = False,
+) -> EvalResult:
+    """Rebuild the run's data, load a checkpoint in safe mode, evaluate, record the result.
+
+    Code named in the run's config is imported only with `allow_imports` (see
+    `cbrun.core.importing.imports_from_run`); a model holding code loads only with `unsafe`.
+    """
+    with imports_from_run(run_dir, allow_imports):
+        config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe)
+        callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
+    data = getattr(dataset, split)
+    if data is None:
+        raise CbrunError(f"{run_dir}: the run's data has no {split} split")
+    metrics = model.evaluate(
+        *data,
+        batch_size=config.training.batch_size,
+        verbose=0,
+        return_dict=True,
+        callbacks=callbacks,
+    )
+    shown = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+    result = {
+        "split": split,
+        "checkpoint": shown,
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "samples": len(data[0]),
+        "evaluated_at": utc_now(),
+    }
+    out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")
+    write_json_atomic(out, result)
+    return EvalResult(out, result["metrics"], split, shown)
+
+
+def load_run(
+    run_dir: Path, checkpoint: str = "last", *, unsafe: bool = False
+) -> tuple[Any, Dataset, Any, Path]:
+    """A run's config, its rebuilt data, and the model of `checkpoint` (safe mode unless unsafe).
+
+    A weights-only checkpoint rebuilds the model from the config, which for an `import` model
+    imports code: callers wrap this in `cbrun.core.importing.imports_from_run`, as evaluate_run and
+    prediction.predict_run do.
+    """
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    config, _ = load_config(run_dir / CONFIG_FILE)
+    import_keras(config.experiment.seed)
+    dataset = build_dataset(config)
+    path, weights_only = _checkpoint_path(run_dir, checkpoint)
+    if weights_only:
+        model = build_model(config, dataset)
+        model.load_weights(path)
+    else:
+        model = load_model_file(path, unsafe=unsafe)
+    return config, dataset, model, path
+
+
+def _checkpoint_path(run_dir: Path, checkpoint: str) -> tuple[Path, bool]:
+    if checkpoint == "last":
+        return _existing(run_dir / MODEL_FILE), False
+    if checkpoint == "best":
+        record: dict[str, Any] = read_json(run_dir / RUN_RECORD)
+        best = (record.get("checkpoints") or {}).get("best")
+        if not best:
+            raise CbrunError(
+                f"{run_dir}: no best checkpoint recorded "
+                "(add a model_checkpoint callback with save_best_only: true)"
+            )
+        return _existing(run_dir / best), bool(record["checkpoints"].get("best_weights_only"))
+    path = Path(checkpoint)
+    if not path.is_absolute() and not path.exists():
+        path = run_dir / path
+    return _existing(path), path.name.endswith(".weights.h5")
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise CbrunError(f"{path}: checkpoint not found")
+    return path

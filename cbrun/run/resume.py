@@ -1,0 +1,93 @@
+"""`cbrun train --resume RUN_DIR`: continue an interrupted, failed or killed run in place.
+
+The run continues from its last saved state (cbrun/run/state.py): the model and optimizer (so the
+learning rate and step counter), the epoch counter, the history, and the progress of early
+stopping, best-only checkpoints and similar callbacks. CSV logs are appended from the next
+epoch on, so no epoch is missing or written twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cbrun.compute.distribution import make_strategy
+from cbrun.core.console import Reporter
+from cbrun.core.errors import CbrunError
+from cbrun.core.importing import imports_from_run
+from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD, environment, read_json, utc_now
+from cbrun.experiment.config import load_config
+from cbrun.run.build import build_callbacks, build_dataset, import_keras
+from cbrun.run.model_file import load_model_file
+from cbrun.run.state import SavedState, continue_logs, read_state
+from cbrun.run.train import TrainResult, run
+
+
+def resume_run(
+    run_dir: Path, *, quiet: bool = False, unsafe: bool = False, allow_imports: bool = False
+) -> TrainResult:
+    """Continue training in `run_dir` from its last saved epoch.
+
+    Args:
+        run_dir: a run directory made by `cbrun train`.
+        quiet: print nothing but errors.
+        unsafe: load a saved model that holds Python code (Keras' safe mode off).
+        allow_imports: import `module:function` code named in the run's saved config.
+    """
+    record = _resumable_record(run_dir)
+    saved = read_state(run_dir)
+    if saved is None:
+        raise CbrunError(
+            f"{run_dir}: no saved training state (state/latest.json): the run stopped "
+            "before training began; start it again with `cbrun train CONFIG`"
+        )
+    config, _ = load_config(run_dir / CONFIG_FILE)
+    with imports_from_run(run_dir, allow_imports):
+        strategy = make_strategy(config.distribution)
+        dataset = build_dataset(config)
+        callbacks = build_callbacks(config, run_dir, dataset)  # refuses imports before any work
+        test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
+        continue_logs(callbacks)
+        import_keras(config.experiment.seed, config.experiment.deterministic)
+        with strategy.scope():
+            model = load_model_file(saved.model_path, unsafe=unsafe)
+        reporter = Reporter(quiet)
+        reporter.attach_log(run_dir / "train.log")
+        _mark_resumed(record, saved)
+        return run(
+            config, dataset, model, callbacks, test_callbacks, run_dir, record, reporter, saved
+        )
+
+
+def _resumable_record(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    record = read_json(run_dir / RUN_RECORD)
+    if record.get("status") == "completed":
+        raise CbrunError(f"{run_dir}: the run completed; there is nothing to resume")
+    links = [path for path in run_dir.rglob("*") if path.is_symlink()]
+    if links:  # a run directory from elsewhere must not make training write outside it
+        raise CbrunError(
+            f"{links[0]}: a symbolic link in the run directory; --resume writes there and "
+            "does not follow links out of it"
+        )
+    return record
+
+
+def _mark_resumed(record: dict[str, Any], saved: SavedState) -> None:
+    """Note the resume in the record; drop the fields that described how the run stopped."""
+    now = environment()
+    record.setdefault("resumes", []).append(
+        {
+            "at": utc_now(),
+            "from_epoch": saved.epoch,
+            "previous_status": record.get("status"),
+            "previous_stop_reason": record.get("stop_reason"),
+            "command": now["command"],
+            "pid": now["pid"],
+            "host": now["host"],
+        }
+    )
+    for key in ("error", "signal", "stop_reason", "resume_command", "test_metrics"):
+        record.pop(key, None)
+    record.update(status="running", ended_at=None, epochs_completed=saved.epoch)

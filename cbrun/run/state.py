@@ -1,0 +1,255 @@
+"""cbrun's own per-epoch backup of a run's training state, in `RUN_DIR/state/`.
+
+After every epoch (and once before the first) the model with its optimizer, the history so
+far and the progress of every callback that tracks one (early stopping's `wait` and `best`,
+a best-only checkpoint's `best`, ...) are written to a new `state/epoch-NNNN/` folder; then
+`state/latest.json` is replaced atomically to point at it, and older folders are removed. A
+process killed at any moment leaves `latest.json` naming a complete folder, which
+`cbrun train --resume` continues from (see cbrun/run/resume.py). This works whether or not the
+config declares Keras' own `backup_and_restore` callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.core.errors import CbrunError
+from cbrun.core.run_dir import read_json, utc_now, write_json_atomic
+from cbrun.run.build import import_keras
+
+keras = import_keras()  # through cbrun, so TensorFlow's start-up chatter stays quiet
+
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None  # type: ignore[assignment]
+
+STATE_DIR = "state"
+LATEST = "latest.json"
+MODEL = "model.keras"
+STATE = "state.json"
+LOCK = ".lock"
+
+# Attributes of Keras callbacks that carry their progress from one epoch to the next.
+PROGRESS_ATTRIBUTES = (
+    "wait",
+    "best",
+    "best_epoch",
+    "stopped_epoch",
+    "cooldown_counter",
+    "_batches_seen_since_last_saving",
+    "_last_batch_seen",
+)
+
+
+@dataclass
+class SavedState:
+    """One saved point of a run: `epoch` epochs finished."""
+
+    folder: Path
+    epoch: int
+    history: dict[str, list[float]]
+    callbacks: list[dict[str, Any]]
+
+    @property
+    def model_path(self) -> Path:
+        return self.folder / MODEL
+
+
+def read_state(run_dir: Path) -> SavedState | None:
+    """The run's latest saved state, or None if it never saved one."""
+    latest = run_dir / STATE_DIR / LATEST
+    if not latest.is_file():
+        return None
+    folder = run_dir / STATE_DIR / read_json(latest)["folder"]
+    saved = read_json(folder / STATE)
+    return SavedState(folder, saved["epoch"], saved["history"], saved["callbacks"])
+
+
+class StateKeeper(keras.callbacks.Callback):
+    """Saves the training state every `every` epochs; restores callback progress on resume.
+
+    It must come after every user callback in the list: its `on_train_begin` then runs after
+    theirs (which reset their progress), and its `on_epoch_end` sees their updated progress.
+
+    Args:
+        run_dir: the run directory.
+        callbacks: the config's callbacks, in order (their progress is saved).
+        write_history: writes `history.csv`/`history.json` from a history dict.
+        resumed: the state a resumed run starts from, or None for a new run.
+        every: save after every this many epochs, and after the last one.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        callbacks: list[Any],
+        write_history: Callable[[Path, dict[str, list[float]]], None],
+        resumed: SavedState | None = None,
+        every: int = 1,
+    ):
+        super().__init__()
+        self.run_dir, self.callbacks, self.write_history = run_dir, callbacks, write_history
+        self.resumed, self.every = resumed, every
+        self.epoch = resumed.epoch if resumed else 0
+        self.saved_epoch = self.epoch  # the epoch the latest saved state ends with
+        self.history: dict[str, list[float]] = {
+            k: list(v) for k, v in (resumed.history if resumed else {}).items()
+        }
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.resumed is None:
+            self._save()  # epoch 0: a run stopped during its first epoch resumes from here
+            return
+        for callback, saved in zip(self.callbacks, self.resumed.callbacks, strict=False):
+            if type(callback).__name__ == saved["class"]:
+                _restore_progress(callback, saved, self.resumed.folder)
+            if isinstance(callback, keras.callbacks.CSVLogger):
+                _drop_rows_from(Path(callback.filename), callback.sep, self.epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for key, value in (logs or {}).items():  # as keras.callbacks.History records it
+            self.history.setdefault(key, []).append(_plain(value))
+        self.epoch = epoch + 1
+        self.write_history(self.run_dir, self.history)
+        if self.epoch % self.every == 0 or self.epoch == self.params.get("epochs"):
+            self._save()
+
+    def full_history(self, history: Any) -> Any:
+        """`history` (from this fit) with the epochs of the runs before a resume prepended."""
+        history.history = {k: list(v) for k, v in self.history.items()}
+        history.epoch = list(range(self.epoch))
+        return history
+
+    def save_current(self, model: Any, path: Path) -> None:
+        """Save `model` as it is now to `path`, atomically (an interrupted run's model so far)."""
+        partial = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+        model.save(partial)
+        os.replace(partial, path)
+
+    def discard(self) -> None:
+        """Remove the state once the run has completed: the final model replaces it."""
+        shutil.rmtree(self.run_dir / STATE_DIR, ignore_errors=True)
+
+    def _save(self) -> None:
+        root = self.run_dir / STATE_DIR
+        name = f"epoch-{self.epoch:04d}"
+        partial = root / f".{name}.partial-{os.getpid()}"
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        self.model.save(partial / MODEL)
+        progress = [_progress(callback, i, partial) for i, callback in enumerate(self.callbacks)]
+        write_json_atomic(
+            partial / STATE,
+            {
+                "epoch": self.epoch,
+                "saved_at": utc_now(),
+                "history": self.history,
+                "callbacks": progress,
+            },
+        )
+        shutil.rmtree(root / name, ignore_errors=True)  # a resumed run redoing this epoch
+        os.replace(partial, root / name)
+        write_json_atomic(root / LATEST, {"folder": name, "epoch": self.epoch})
+        self.saved_epoch = self.epoch
+        for old in root.iterdir():
+            if old.name not in (name, LATEST):
+                shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+
+
+def continue_logs(callbacks: list[Any]) -> None:
+    """Make CSV loggers append to their file (rows past the saved epoch are dropped later)."""
+    for callback in callbacks:
+        if isinstance(callback, keras.callbacks.CSVLogger):
+            callback.append = True
+
+
+class RunLock:
+    """An exclusive lock on a run directory while one process trains in it (POSIX `flock`)."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        if fcntl is None:
+            return self
+        fd = os.open(self.run_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CbrunError(
+                f"{self.run_dir}: another cbrun process is training in this run directory"
+            ) from None
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing releases the lock
+            self._fd = None
+
+
+def _drop_rows_from(path: Path, separator: str, epoch: int) -> None:
+    """Cut a CSVLogger file (0-based `epoch` column) in place before the row of `epoch`.
+
+    In place, because the logger already holds the file open for appending.
+    """
+    if not path.is_file():
+        return
+    with open(path, "r+", encoding="utf-8", newline="") as handle:
+        header = handle.readline()
+        end = len(header.encode())
+        for line in iter(handle.readline, ""):
+            first = line.split(separator, 1)[0].strip('"')
+            if first.isdigit() and int(first) >= epoch:
+                break
+            end += len(line.encode())
+        handle.truncate(end)
+
+
+def _progress(callback: Any, index: int, folder: Path) -> dict[str, Any]:
+    """The progress attributes of one callback, as JSON; best weights go to their own file."""
+    if hasattr(callback, "get_resume_state"):  # plugin callbacks may describe their own state
+        return {"class": type(callback).__name__, "custom": callback.get_resume_state()}
+    values = {
+        name: _plain(getattr(callback, name))
+        for name in PROGRESS_ATTRIBUTES
+        if hasattr(callback, name)
+    }
+    entry: dict[str, Any] = {"class": type(callback).__name__, "attributes": values}
+    best_weights = getattr(callback, "best_weights", None)
+    if best_weights is not None:
+        entry["best_weights"] = f"callback-{index}-best-weights.npz"
+        np.savez(folder / entry["best_weights"], *best_weights)
+    return entry
+
+
+def _restore_progress(callback: Any, saved: dict[str, Any], folder: Path) -> None:
+    if "custom" in saved:
+        callback.set_resume_state(saved["custom"])
+        return
+    for name, value in saved["attributes"].items():
+        setattr(callback, name, value)
+    if saved.get("best_weights"):
+        with np.load(folder / saved["best_weights"]) as arrays:
+            callback.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value for a progress attribute (numbers from NumPy or tensors become floats)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,338 @@
+"""`cbrun train`: validate, build, fit, evaluate, and record everything in a fresh run directory."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from cbrun.callbacks.base import resolve_mode
+from cbrun.compute import speed
+from cbrun.compute.distribution import describe as describe_strategy
+from cbrun.compute.distribution import make_strategy
+from cbrun.core.console import Reporter, format_metrics, format_number
+from cbrun.core.run_dir import (
+    CONFIG_FILE,
+    RUN_RECORD,
+    Stopwatch,
+    create_run_dir,
+    environment,
+    utc_now,
+    write_json_atomic,
+    write_text_atomic,
+)
+from cbrun.experiment.config import load_config, located, resolved_dict
+from cbrun.experiment.yaml_source import dump_yaml
+from cbrun.inspect.report import add_pictures
+from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
+from cbrun.run.interrupts import Interrupted, InterruptGuard
+from cbrun.run.safeguards import SafetyChecks
+from cbrun.run.state import RunLock, SavedState, StateKeeper
+
+keras = import_keras()
+
+MODEL_FILE = "model.keras"
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    status: str
+    exit_code: int
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def train(
+    config_path: Path,
+    overrides: list[str] | None = None,
+    *,
+    smoke: bool = False,
+    runs_dir: Path | None = None,
+    quiet: bool = False,
+) -> TrainResult:
+    """Train the experiment in `config_path`; user errors raise CbrunError before any run dir."""
+    config, document = load_config(config_path, overrides, smoke=smoke)
+    strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
+    import_keras(config.experiment.seed, config.experiment.deterministic)
+    with located(document, "data"):  # errors found in the data name the config line
+        dataset = build_dataset(config)
+    with located(document, "model"), strategy.scope():  # variables live on every replica
+        model = build_model(config, dataset, config_dir=config_path.resolve().parent)
+
+    run_dir = create_run_dir(Path(runs_dir or config.output.runs_dir), config.experiment.name)
+    try:
+        with located(document, "callbacks"):
+            callbacks = build_callbacks(config, run_dir, dataset)
+            test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
+    except BaseException:
+        _remove_unused(run_dir)
+        raise
+
+    reporter = Reporter(quiet)
+    reporter.attach_log(run_dir / "train.log")
+    record: dict[str, Any] = {
+        "status": "running",
+        "experiment": config.experiment.name,
+        "started_at": utc_now(),
+        "ended_at": None,
+        "duration_seconds": None,
+        "seed": config.experiment.seed,
+        "smoke": smoke,
+        "epochs_planned": config.training.epochs,
+        "epochs_completed": 0,
+        "data": dataset.summary(),
+        "speed": speed.describe(config.training, model),
+        "distribution": describe_strategy(config.distribution, strategy),
+        "config_file": str(config_path.resolve()),
+        **environment(),
+    }
+    write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
+    write_text_atomic(run_dir / "overrides.yaml", dump_yaml(list(overrides or [])))
+    write_json_atomic(
+        run_dir / "data.json",
+        {
+            **dataset.summary(),
+            "feature_names": dataset.feature_names,
+        },
+    )
+    write_text_atomic(run_dir / "model_summary.txt", _summary(model))
+    write_json_atomic(run_dir / RUN_RECORD, record)
+    return run(config, dataset, model, callbacks, test_callbacks, run_dir, record, reporter)
+
+
+def run(
+    config: Any,
+    dataset: Any,
+    model: Any,
+    callbacks: list[Any],
+    test_callbacks: list[Any],
+    run_dir: Path,
+    record: dict[str, Any],
+    reporter: Reporter,
+    resumed: SavedState | None = None,
+) -> TrainResult:
+    """Fit, evaluate and record a prepared run (new, or resumed from `resumed`)."""
+    lock = RunLock(run_dir).acquire()  # a resume of a run still training here is refused
+    clock = Stopwatch()
+    reporter.print(f"[bold]cbrun[/] {config.experiment.name}: {run_dir}")
+    reporter.print(
+        f"data {dataset.task}: "
+        + ", ".join(f"{k} {v}" for k, v in dataset.summary()["samples"].items())
+        + f"; model {config.model.type} ({model.count_params():,} parameters)"
+    )
+    if config.sweep is not None:
+        reporter.print("note: `train` ignores the `sweep:` section; `cbrun sweep` runs it")
+    if resumed is not None:
+        reporter.print(f"resuming after epoch {resumed.epoch} of {config.training.epochs}")
+    guard = InterruptGuard(run_dir, record).install()
+    keeper = StateKeeper(
+        run_dir, callbacks, _write_history, resumed, every=config.training.state_every
+    )
+    safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
+    try:
+        history = _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety)
+        history = keeper.full_history(history)
+        record.update(_outcome(config, history, callbacks))
+        model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
+        if dataset.test is not None:
+            test = model.evaluate(
+                *dataset.test,
+                batch_size=config.training.batch_size,
+                verbose=0,
+                return_dict=True,
+                callbacks=test_callbacks,
+            )
+            record["test_metrics"] = {k: float(v) for k, v in test.items()}
+            write_json_atomic(
+                run_dir / "eval.json",
+                {
+                    "split": "test",
+                    "checkpoint": MODEL_FILE,
+                    "metrics": record["test_metrics"],
+                    "samples": len(dataset.test[0]),
+                    "evaluated_at": utc_now(),
+                },
+            )
+        record["checkpoints"] = _checkpoints(run_dir, config)
+        record["status"] = "completed"
+        keeper.discard()
+        exit_code = 0
+    except Interrupted as interrupt:
+        record.update(interrupt.outcome(safety.where, keeper.epoch, keeper.saved_epoch, run_dir))
+        keeper.save_current(model, run_dir / MODEL_FILE)
+        reporter.print(f"[yellow]{record['stop_reason']}[/]\nresume: {record['resume_command']}")
+        exit_code = interrupt.exit_code
+    except Exception as error:  # any failure is recorded in the run directory
+        record.update(status="failed", error={"type": type(error).__name__, "message": str(error)})
+        record.setdefault("stop_reason", f"failed: {type(error).__name__}: {error}")
+        reporter.log_only(traceback.format_exc())
+        reporter.print(f"[red]training failed:[/] {type(error).__name__}: {error}")
+        exit_code = 1
+    finally:
+        record.update(ended_at=utc_now(), duration_seconds=clock.seconds())
+        add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
+        write_json_atomic(run_dir / RUN_RECORD, record)
+        guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
+        lock.release()
+    if exit_code == 0:
+        reporter.print(_summary_table(record))
+    reporter.close()
+    return TrainResult(run_dir, record["status"], exit_code, record)
+
+
+def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety) -> Any:
+    training = config.training
+    internal_first = [_LearningRateLogger()]
+    internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
+    return model.fit(
+        **speed.fit_inputs(dataset, training, config.experiment.seed),
+        epochs=training.epochs,
+        steps_per_epoch=training.steps_per_epoch,
+        validation_steps=training.validation_steps if dataset.validation is not None else None,
+        validation_freq=training.validation_freq,
+        callbacks=internal_first + callbacks + internal_last,
+        initial_epoch=keeper.epoch,  # > 0 when resumed
+        verbose=0,
+    )
+
+
+def _outcome(config: Any, history: Any, callbacks: list[Any]) -> dict[str, Any]:
+    """Why training stopped, epochs run, and the best epoch of every monitored metric."""
+    logs = history.history
+    epochs_run = len(history.epoch)
+    reason = f"completed all {config.training.epochs} epochs"
+    for callback in callbacks:
+        if getattr(callback, "stop_reason", None):
+            reason = callback.stop_reason
+            break
+        if getattr(callback, "stopped_epoch", 0) and hasattr(callback, "patience"):
+            reason = (
+                f"early_stopping: `{callback.monitor}` did not improve by more than "
+                f"{abs(callback.min_delta):g} for {callback.patience} epochs; stopped after "
+                f"epoch {callback.stopped_epoch + 1}"
+            )
+            break
+    monitors: dict[str, Any] = {}
+    for params in config.callbacks:
+        monitor = getattr(params, "monitor", None)
+        values = logs.get(monitor) if monitor else None
+        if not values or monitor in monitors:
+            continue
+        mode = resolve_mode(monitor, getattr(params, "mode", "auto"))
+        finite = [(v, i) for i, v in enumerate(values) if not math.isnan(v)]
+        if not finite:
+            continue
+        value, index = (min if mode == "min" else max)(finite, key=lambda pair: pair[0])
+        monitors[monitor] = {"mode": mode, "best": float(value), "best_epoch": index + 1}
+    return {
+        "stop_reason": reason,
+        "epochs_completed": epochs_run,
+        "monitors": monitors,
+        "final_metrics": {k: float(v[-1]) for k, v in logs.items() if v},
+    }
+
+
+def _checkpoints(run_dir: Path, config: Any) -> dict[str, Any]:
+    """The final model, and the newest file of each best-only checkpoint callback."""
+    found: dict[str, Any] = {"last": MODEL_FILE}
+    for params in config.callbacks:
+        if params.type != "model_checkpoint" or not params.save_best_only:
+            continue
+        folder = (run_dir / params.filepath).parent
+        suffix = ".weights.h5" if params.save_weights_only else Path(params.filepath).suffix
+        files = sorted(folder.glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
+        if files:
+            found["best"] = str(files[-1].relative_to(run_dir))
+            found["best_weights_only"] = params.save_weights_only
+            break
+    return found
+
+
+def _write_history(run_dir: Path, history: dict[str, list[float]]) -> None:
+    keys = list(history)
+    rows = max((len(v) for v in history.values()), default=0)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["epoch", *keys])
+    for index in range(rows):
+        writer.writerow(
+            [index + 1, *(history[k][index] if index < len(history[k]) else "" for k in keys)]
+        )
+    write_text_atomic(run_dir / "history.csv", buffer.getvalue())
+    write_json_atomic(
+        run_dir / "history.json",
+        {
+            "epoch": list(range(1, rows + 1)),
+            **{k: [float(x) for x in v] for k, v in history.items()},
+        },
+    )
+
+
+def _summary(model: Any) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    return "\n".join(lines) + "\n"
+
+
+def _summary_table(record: dict[str, Any]) -> Table:
+    table = Table(title=f"{record['experiment']}: {record['status']}", show_header=True)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("epochs", f"{record['epochs_completed']} / {record['epochs_planned']}")
+    table.add_row("stopped", record.get("stop_reason", ""))
+    for name, value in record.get("final_metrics", {}).items():
+        table.add_row(f"final {name}", format_number(value))
+    for name, best in record.get("monitors", {}).items():
+        table.add_row(f"best {name}", f"{format_number(best['best'])} (epoch {best['best_epoch']})")
+    for name, value in record.get("test_metrics", {}).items():
+        table.add_row(f"test {name}", format_number(value))
+    table.add_row("duration", f"{record['duration_seconds']:.1f} s")
+    return table
+
+
+def _remove_unused(run_dir: Path) -> None:
+    """Remove a run directory that never started (nothing of the user's is in it)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        run_dir.parent.rmdir()  # the experiment folder, if this was its only run
+    except OSError:
+        pass
+
+
+class _LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to each epoch's logs (history, CSV, TB)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            rate = self.model.optimizer.learning_rate  # a MirroredVariable under `mirrored`
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Prints one line per epoch and keeps run.json's progress current."""
+
+    def __init__(self, run_dir: Path, record: dict[str, Any], reporter: Reporter, epochs: int):
+        super().__init__()
+        self.run_dir, self.record, self.reporter, self.epochs = run_dir, record, reporter, epochs
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        seconds = time.perf_counter() - self._started
+        width = len(str(self.epochs))
+        self.reporter.print(
+            f"epoch {epoch + 1:>{width}}/{self.epochs}  {format_metrics(logs or {})}  "
+            f"[dim]{seconds:.1f}s[/]"
+        )
+        self.record["epochs_completed"] = epoch + 1
+        self.record["last_metrics"] = {k: float(v) for k, v in (logs or {}).items()}
+        write_json_atomic(self.run_dir / RUN_RECORD, self.record)

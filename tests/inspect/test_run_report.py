@@ -1,0 +1,148 @@
+"""Every run gets learning-curve PNGs and a self-contained report.html that a browser renders."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from conftest import TINY, merge
+
+# matplotlib's first two line colours: the train (C0) and validation (C1) curves.
+TRAIN_BLUE, VALIDATION_ORANGE = (31, 119, 180), (255, 127, 14)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A real 4-epoch run with a step-decay learning rate and an early-stopping monitor."""
+    from cbrun.run.train import train
+
+    base = tmp_path_factory.mktemp("report")
+    config = merge(TINY, {"training": {"epochs": 4}, "output": {"runs_dir": str(base / "runs")}})
+    config["callbacks"] = [
+        {"type": "early_stopping", "monitor": "val_loss", "patience": 10},
+        {
+            "type": "learning_rate_scheduler",
+            "schedule": {
+                "type": "step_decay",
+                "initial_learning_rate": 0.01,
+                "factor": 0.5,
+                "step_size": 1,
+            },
+        },
+    ]
+    (base / "cfg.yaml").write_text(yaml.safe_dump(config))
+    result = train(base / "cfg.yaml", quiet=True)
+    assert result.status == "completed"
+    return result.run_dir
+
+
+def colour_pixels(image: np.ndarray, colour: tuple[int, int, int], tolerance: int = 40) -> int:
+    return int((np.abs(image[..., :3].astype(int) - colour).max(axis=-1) < tolerance).sum())
+
+
+def test_each_metric_gets_a_png_with_train_and_validation_curves(run):
+    record = json.loads((run / "run.json").read_text())
+    assert record["plots"] == ["plots/loss.png", "plots/accuracy.png", "plots/learning_rate.png"]
+    assert record["report"] == "report.html" and "warnings" not in record
+    for name in record["plots"]:
+        image = np.asarray(Image.open(run / name).convert("RGB"))
+        assert image.shape == (400, 640, 3)
+        assert (image.min(axis=-1) < 250).mean() > 0.03, f"{name} is blank"
+        assert colour_pixels(image, TRAIN_BLUE) > 200, f"{name} has no train curve"
+        validation = colour_pixels(image, VALIDATION_ORANGE)
+        assert (validation > 200) == (name != "plots/learning_rate.png"), name
+
+
+def test_report_is_self_contained(run):
+    html = (run / "report.html").read_text()
+    record = json.loads((run / "run.json").read_text())
+    sources = re.findall(r'src="([^"]*)"', html)
+    assert len(sources) == 3 and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r"(href|src)=\"?(https?:)?//", html)  # nothing fetched from a network
+    assert "@import" not in html and "url(" not in html
+    assert record["stop_reason"] in html and "step_decay" in html  # status and config
+    assert f"{record['test_metrics']['accuracy']:.4f}" in html
+
+
+def screenshot(chromium: str, page: Path, out: Path) -> np.ndarray:
+    profile = out.parent / f"{out.stem}-profile"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--screenshot={out}",
+            "--window-size=1200,2000",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def test_report_shows_its_plots_in_a_headless_browser(run, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CBRUN_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (CBRUN_REQUIRE_BROWSER is set) but not installed")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    page = screenshot(chromium, run / "report.html", tmp_path / "report.png")
+    # The same report with its images removed: whatever colour remains is not from the plots.
+    html = (run / "report.html").read_text()
+    bare = tmp_path / "bare.html"
+    bare.write_text(re.sub(r'src="data:image/png;base64,[^"]*"', 'src=""', html))
+    without = screenshot(chromium, bare, tmp_path / "bare.png")
+    assert page.shape == (2000, 1200, 3)
+    for colour in (TRAIN_BLUE, VALIDATION_ORANGE):
+        assert colour_pixels(page, colour) > 300
+        assert colour_pixels(without, colour) == 0
+    blue = np.abs(page.astype(int) - TRAIN_BLUE).max(axis=-1) < 40
+    columns = np.flatnonzero(blue.any(axis=0))
+    assert columns.min() < 600 < columns.max()  # two plots side by side, both drawn
+
+
+def test_a_plotting_failure_is_a_recorded_warning_not_a_failed_run(cli, make_config, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no fonts today")
+
+    monkeypatch.setattr("cbrun.inspect.report.plot_run", broken)
+    result = cli("train", make_config(), "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "warning: plots/report not written: RuntimeError: no fonts today" in result.stderr
+    record = json.loads((Path(json.loads(result.stdout)["path"]) / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["warnings"] == ["plots/report not written: RuntimeError: no fonts today"]
+
+
+def test_a_failed_run_still_gets_a_report_saying_why(cli, make_config, tmp_path):
+    (tmp_path / "hooks.py").write_text(
+        "def boom(epoch, logs):\n    raise RuntimeError('the disk is full')\n"
+    )
+    config = make_config({"callbacks": [{"type": "lambda", "on_epoch_end": "hooks:boom"}]})
+    result = cli("train", config, "--json", "--quiet")
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "failed" and summary["exit_code"] == 1
+    record = json.loads((Path(summary["path"]) / "run.json").read_text())
+    assert record["report"] == "report.html" and record["plots"] == []
+    html = (Path(summary["path"]) / "report.html").read_text()
+    assert '<span class="status failed">failed</span>' in html
+    assert "RuntimeError: the disk is full" in html

@@ -1,0 +1,248 @@
+"""`cbrun sweep`: trials from grid and random search, run on a process pool and on local Ray."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cbrun.experiment.sweep_space import SweepSection, expand
+from conftest import TINY, merge, run_dirs
+
+GRID = [
+    "--grid",
+    "compile.optimizer.learning_rate=0.01,0.001",
+    "--grid",
+    "training.batch_size=16,32",
+]
+
+
+def _sweep_record(stdout: str) -> tuple[Path, dict]:
+    sweep_dir = Path(stdout.strip().splitlines()[-1])
+    return sweep_dir, json.loads((sweep_dir / "sweep.json").read_text())
+
+
+def _check_complete_grid(sweep_dir: Path, record: dict) -> None:
+    """Four completed trials, each an ordinary run directory with its model and history."""
+    assert record["status"] == "completed"
+    assert [t["status"] for t in record["trials"]] == ["completed"] * 4
+    runs = run_dirs(sweep_dir)
+    assert len(runs) == 4
+    assert sorted(str(p.relative_to(sweep_dir)) for p in runs) == sorted(
+        t["run_dir"] for t in record["trials"]
+    )
+    for trial in record["trials"]:
+        run = json.loads((sweep_dir / trial["run_dir"] / "run.json").read_text())
+        assert run["status"] == "completed"
+        assert (sweep_dir / trial["run_dir"] / "model.keras").is_file()
+        history = json.loads((sweep_dir / trial["run_dir"] / "history.json").read_text())
+        assert trial["metric"] == min(history["val_loss"])
+        config = yaml.safe_load((sweep_dir / trial["run_dir"] / "config.yaml").read_text())
+        assert config["compile"]["optimizer"]["learning_rate"] == pytest.approx(
+            trial["params"]["compile.optimizer.learning_rate"]
+        )
+        assert config["training"]["batch_size"] == trial["params"]["training.batch_size"]
+    metrics = [t["metric"] for t in record["trials"]]
+    by_name = {t["trial"]: t["metric"] for t in record["trials"]}
+    assert [by_name[name] for name in record["ranking"]] == sorted(metrics)
+    with open(sweep_dir / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["trial"] for row in rows] == record["ranking"]
+    assert (sweep_dir / "metric_vs_params.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def grid_config(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sweep")
+    path = folder / "experiment.yaml"
+    data = merge(TINY, {"output": {"runs_dir": str(folder / "runs")}})
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def pool_sweep(grid_config) -> tuple[Path, dict]:
+    from cbrun.sweeps.executors import Resources
+    from cbrun.sweeps.runner import plan_search, start_sweep
+
+    grid = ["compile.optimizer.learning_rate=0.01,0.001", "training.batch_size=16,32"]
+    search = plan_search(grid_config, [], grid, [])
+    result = start_sweep(grid_config, [], search, Resources(workers=2))
+    assert result.exit_code == 0
+    return result.sweep_dir, result.record
+
+
+def test_grid_on_a_process_pool_gives_four_complete_runs(pool_sweep):
+    sweep_dir, record = pool_sweep
+    _check_complete_grid(sweep_dir, record)
+    assert sweep_dir.parent.name == "sweeps" and sweep_dir.parent.parent.name == "tiny"
+    assert record["backend"]["name"] == "local" and record["backend"]["workers"] == 2
+
+
+def test_grid_on_a_local_ray_instance_ranks_the_same(pool_sweep, grid_config, cli, tmp_path):
+    if importlib.util.find_spec("ray") is None:  # not imported here: cbrun imports it first
+        pytest.skip("the ray extra is not installed")
+    result = cli(
+        "sweep", grid_config, *GRID, "--backend", "ray", "--workers", "2", "--runs-dir", tmp_path
+    )
+    assert result.exit_code == 0, result.stderr
+    sweep_dir, record = _sweep_record(result.stdout)
+    assert sweep_dir.is_relative_to(tmp_path)
+    _check_complete_grid(sweep_dir, record)
+    assert record["ranking"] == pool_sweep[1]["ranking"]
+    assert record["backend"]["ray_started_here"] is True
+    assert record["backend"]["ray_address"].startswith("127.0.0.1:")  # loopback only
+    assert not sys.modules["ray"].is_initialized()  # the sweep shut its Ray instance down
+
+
+def test_failed_trial_is_recorded_and_resume_reruns_only_it(make_config, cli, runs_dir):
+    """`categorical_crossentropy` passes validation but fails in fit on integer labels."""
+    path = make_config()
+    result = cli(
+        "sweep",
+        path,
+        "--grid",
+        "compile.loss=sparse_categorical_crossentropy,categorical_crossentropy",
+        "--workers",
+        "2",
+    )
+    assert result.exit_code == 1
+    sweep_dir, record = _sweep_record(result.stdout)
+    good, bad = record["trials"]
+    assert good["status"] == "completed" and good["metric"] is not None
+    assert bad["status"] == "failed" and "same rank" in bad["error"]
+    assert record["status"] == "failed" and record["ranking"] == ["trial-000", "trial-001"]
+    bad_run = json.loads((sweep_dir / bad["run_dir"] / "run.json").read_text())
+    assert bad_run["status"] == "failed"
+    good_run_json = (sweep_dir / good["run_dir"] / "run.json").read_text()
+
+    result = cli("sweep", "--resume", sweep_dir)
+    assert result.exit_code == 1
+    assert "1 of 2 trials to run" in result.stderr
+    _, resumed = _sweep_record(result.stdout)
+    good_again, bad_again = resumed["trials"]
+    assert good_again == good  # kept, not re-run
+    assert (good_again["attempts"], bad_again["attempts"]) == (1, 2)
+    assert bad_again["run_dir"] != bad["run_dir"]  # a new run; the failed one is kept
+    assert len(run_dirs(sweep_dir)) == 3
+    assert (sweep_dir / good["run_dir"] / "run.json").read_text() == good_run_json
+
+
+def test_bad_grid_value_fails_before_any_trial_runs(make_config, cli, runs_dir):
+    path = make_config()
+    result = cli("sweep", path, "--grid", "training.batch_size=16,-4,32")
+    assert result.exit_code == 2
+    assert "trial-001 (training.batch_size=-4)" in result.stderr
+    assert "--set training.batch_size=-4: training.batch_size" in result.stderr
+    assert not runs_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--grid", "training.epochs"], "expected KEY=V1,V2"),
+        (
+            ["--random", "compile.optimizer.learning_rate=logunif(1e-4,1e-2)"],
+            "unknown distribution `logunif`. Did you mean `loguniform`?",
+        ),
+        (["--random", "training.batch_size=randint(64,16)"], "low < high"),
+        (["--grid", "output.runs_dir=a,b"], "cannot be swept"),
+        (["--trials", "3"], "`trials` counts random draws"),
+        ([], "nothing to sweep"),
+        (["--grid", "training.epochs=1", "--backend", "slurm"], "--backend: expected `local`"),
+        (["--grid", "training.epochs=1", "--scheduler", "asha"], "add --backend ray"),
+        (["--grid", "training.epochs=1", "--scheduler", "hyperband"], "one of asha, median"),
+    ],
+)
+def test_bad_sweep_flags_are_user_errors(make_config, cli, runs_dir, args, expected):
+    result = cli("sweep", make_config(), *args)
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not runs_dir.exists()
+
+
+def test_sweep_section_expands_grid_times_seeded_random_draws(make_config, cli):
+    """The `sweep:` section validates with the experiment; trials are the same on every call."""
+    section = {
+        "grid": {"training.batch_size": [16, 32]},
+        "random": {
+            "compile.optimizer.learning_rate": "loguniform(1e-4, 1e-2)",
+            "model.units": "choice([8], [16, 8])",
+            "training.epochs": "randint(1, 3)",
+        },
+        "trials": 3,
+        "metric": "val_accuracy",
+    }
+    assert cli("validate", make_config({"sweep": section})).exit_code == 0
+    sweep = SweepSection.model_validate(section).checked()
+    trials = expand(sweep, seed=1)
+    assert len(trials) == 6 and trials == expand(sweep, seed=1)
+    assert [t.params["training.batch_size"] for t in trials] == [16, 16, 16, 32, 32, 32]
+    for trial in trials:
+        assert 1e-4 <= trial.params["compile.optimizer.learning_rate"] <= 1e-2
+        assert trial.params["model.units"] in ([8], [16, 8])
+        assert trial.params["training.epochs"] in (1, 2, 3)
+    assert len({t.params["compile.optimizer.learning_rate"] for t in trials}) == 6
+    assert sweep.resolved_direction == "max"
+    assert trials[0].overrides()[0] == "training.batch_size=16"
+
+
+def test_bad_sweep_section_points_at_its_line(make_config, cli):
+    path = make_config({"sweep": {"random": {"training.epochs": "randint(1)"}}})
+    result = cli("validate", path)
+    assert result.exit_code == 2
+    assert f"{path}:" in result.stderr and "sweep.random" in result.stderr
+    assert "randint(low, high) needs two numbers" in result.stderr
+
+
+def test_ray_backend_without_ray_says_how_to_install(make_config, cli, runs_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    result = cli("sweep", make_config(), "--grid", "training.epochs=1", "--backend", "ray")
+    assert result.exit_code == 2
+    assert 'pip install "cbrun[ray]"' in result.stderr
+    assert not runs_dir.exists()
+
+
+def test_asha_on_ray_stops_bad_trials_early(make_config, cli, runs_dir, tmp_path):
+    """Ray Tune's ASHA ends trials whose first epoch is worse than the best trial's.
+
+    One trial at a time, so the scheduler has seen the good trial (lr 0.05) before the two
+    hopeless ones (lr 1e-5): those stop after their first epochs; their runs are kept as
+    interrupted runs with those epochs saved. Each epoch ends with a short pause, so that a
+    trial cannot finish all its epochs while Tune is still deciding to stop it.
+    """
+    if not all(importlib.util.find_spec(name) for name in ("ray", "pyarrow")):  # ray[tune]
+        pytest.skip("the ray extra is not installed")
+    (tmp_path / "slow_epochs.py").write_text(
+        "import time\n\ndef pause(epoch, logs):\n    time.sleep(0.5)\n"
+    )
+    path = make_config(
+        {
+            "training": {"epochs": 3},
+            "callbacks": [{"type": "lambda", "on_epoch_end": "slow_epochs:pause"}],
+        }
+    )
+    grid = "compile.optimizer.learning_rate=0.05,0.00001,0.00002"
+    result = cli(
+        "sweep", path, "--grid", grid, "--backend", "ray", "--scheduler", "asha", "--workers", "1"
+    )
+    assert result.exit_code == 0, result.stderr
+    sweep_dir, record = _sweep_record(result.stdout)
+    best, *bad = record["trials"]
+    assert record["status"] == "completed" and record["backend"]["scheduler"] == "asha"
+    assert best["status"] == "completed" and best["metric_epoch"] is not None
+    assert (
+        json.loads((sweep_dir / best["run_dir"] / "run.json").read_text())["epochs_completed"] == 3
+    )
+    for trial in bad:
+        assert trial["status"] == "stopped" and trial["note"].startswith("stopped by asha")
+        run = json.loads((sweep_dir / trial["run_dir"] / "run.json").read_text())
+        assert run["status"] == "interrupted" and run["signal"] == "SIGTERM"
+        assert 1 <= run["epochs_completed"] < 3
+    assert record["ranking"][0] == "trial-000"
