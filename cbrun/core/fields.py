@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import re
+import types
+import typing
 from pathlib import PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class StrictModel(BaseModel):
-    """A config model that rejects unknown keys."""
+    """A config model that rejects unknown keys, and infinities and NaN in numbers."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def number_not_bool(annotation: Any) -> bool:
+    """Whether a field's type takes an int or float but not a bool (looking through unions,
+    `Optional` and `Annotated`, not into containers)."""
+    kinds: set[Any] = set()
+    stack = [annotation]
+    while stack:
+        kind = stack.pop()
+        origin = typing.get_origin(kind)
+        if origin in (typing.Union, types.UnionType, Annotated):
+            stack.extend(
+                typing.get_args(kind)[:1] if origin is Annotated else typing.get_args(kind)
+            )
+        elif origin is Literal:
+            kinds.update(type(v) for v in typing.get_args(kind))
+        else:
+            kinds.add(kind)
+    return bool(kinds & {int, float}) and not kinds & {bool, Any}
 
 
 def _relative_inside(value: str) -> str:

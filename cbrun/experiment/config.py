@@ -18,7 +18,7 @@ from cbrun import registry
 from cbrun.compute.distribution import DistributionSection
 from cbrun.compute.speed import PipelineSection, Precision
 from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
-from cbrun.core.fields import InputFile, StrictModel
+from cbrun.core.fields import InputFile, StrictModel, number_not_bool
 from cbrun.experiment.sweep_space import SweepSection
 from cbrun.experiment.yaml_source import Document, KeyPath, apply_overrides, format_path, load_yaml
 from cbrun.models.optimizers import OptimizerSection
@@ -35,7 +35,9 @@ class ExperimentSection(StrictModel):
         description="Names the folder under the runs directory: letters, digits, `_`, `.`, `-`.",
         examples=["quickstart"],
     )
-    seed: int = Field(42, ge=0, description="Seeds Python, NumPy, TensorFlow and data splits.")
+    seed: int = Field(
+        42, ge=0, lt=2**32, description="Seeds Python, NumPy, TensorFlow and data splits."
+    )
     deterministic: bool = Field(
         False,
         description="Make TensorFlow's ops deterministic (enable_op_determinism): the same seed "
@@ -179,10 +181,38 @@ def load_config(
 
 def validate(document: Document) -> ExperimentBase:
     try:
-        return experiment_model().model_validate(document.data or {})
+        config = experiment_model().model_validate(document.data or {})
     except ValidationError as error:
         described = [_describe(e, document) for e in error.errors(include_url=False)]
         raise ConfigError(_most_specific(described), source=document.source) from None
+    booleans = list(_booleans_for_numbers(config, document.data, ()))
+    if booleans:
+        raise ConfigError(
+            [
+                f"{document.where(path)}: {format_path(path)}: expected a number, got the "
+                f"boolean `{str(value).lower()}` (YAML reads yes/no/on/off/true/false as booleans)"
+                for path, value in booleans
+            ],
+            source=document.source,
+        )
+    return config
+
+
+def _booleans_for_numbers(model: Any, data: Any, path: KeyPath) -> Iterator[tuple[KeyPath, bool]]:
+    """Key paths where the file gave a boolean and a number field took it as 0 or 1."""
+    if not isinstance(model, BaseModel) or not isinstance(data, dict):
+        return
+    for name, field in type(model).model_fields.items():
+        if name not in data:
+            continue
+        value, given = getattr(model, name), data[name]
+        if isinstance(given, bool) and number_not_bool(field.annotation):
+            yield path + (name,), given
+        elif isinstance(value, list) and isinstance(given, list):
+            for index, (item, raw) in enumerate(zip(value, given, strict=False)):
+                yield from _booleans_for_numbers(item, raw, path + (name, index))
+        else:
+            yield from _booleans_for_numbers(value, given, path + (name,))
 
 
 def _most_specific(described: list[tuple[KeyPath, int, str]]) -> list[str]:
@@ -269,7 +299,7 @@ def _message(error: dict[str, Any], document: Document, path: KeyPath, fields: A
     shown = format_path(path) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        key = str(path[-1])
+        key = str(path[-1] if path else error["loc"][-1])
         hint = did_you_mean(key, fields or [])
         allowed = f" Allowed keys: {', '.join(fields)}." if fields else ""
         return f"{where}: {shown}: unknown key `{key}`.{hint}{allowed}"
@@ -319,7 +349,8 @@ def _data_path(loc: tuple, data: Any) -> tuple[KeyPath, list[str] | None]:
     for part in loc:
         if isinstance(node, dict) and part not in node and node.get("type") == part:
             continue  # the tag segment of a discriminated union
-        if isinstance(part, str) and not part.isidentifier():
+        is_key = isinstance(node, dict) and part in node
+        if isinstance(part, str) and not part.isidentifier() and not is_key:
             continue  # pydantic's name for a validator or union member, not a key
         path.append(part)
         node = _child(node, part)

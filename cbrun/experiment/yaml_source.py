@@ -24,13 +24,29 @@ _FLOAT = re.compile(
 )
 
 
+# Limits that keep a hostile file from exhausting memory, the stack or time.
+MAX_BYTES = 10_000_000
+MAX_DEPTH = 64
+MAX_VALUES = 100_000  # after aliases are expanded: `&a [*b, *b, ...]` chains grow exponentially
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-3` as a number and refuses duplicate keys."""
+    """SafeLoader that reads `1e-3` as a number, refuses duplicate keys, and merges `<<:`."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, yaml.Node] = {}
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE:
+                continue  # merged keys may be overridden by the mapping's own keys
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool | type(None)):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    "a key must be a plain value, not a list or mapping",
+                    key_node.start_mark,
+                )
             if key in seen:
                 first = seen[key].start_mark.line + 1
                 raise yaml.constructor.ConstructorError(
@@ -72,9 +88,25 @@ class Document:
 
 def parse_yaml(text: str, source: str) -> Document:
     """Parse one YAML document with the safe loader; errors name the file and line."""
-    loader = _Loader(text)
+    if len(text) > MAX_BYTES:
+        raise CbrunError(
+            f"{source}: {len(text)} characters; experiment files are limited to {MAX_BYTES:,}"
+        )
     try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        raise CbrunError(
+            f"{source}:{line}: character {error.character!r} is not allowed in YAML"
+        ) from None
+    try:
+        _check_depth(text, source)
         node = loader.get_single_node()
+        if node is not None and _expanded_size(node, {}) > MAX_VALUES:
+            raise CbrunError(
+                f"{source}: its aliases (`*name`) expand to more than {MAX_VALUES:,} values; "
+                "experiment files are limited to that"
+            )
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
         raise CbrunError(_yaml_message(error, source)) from None
@@ -88,16 +120,54 @@ def parse_yaml(text: str, source: str) -> Document:
     return Document(data, source, lines)
 
 
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH from the event stream, before any recursion."""
+    depth = 0
+    for event in yaml.parse(text, Loader=_Loader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                raise CbrunError(
+                    f"{source}:{line}: nested more than {MAX_DEPTH} levels deep; experiment "
+                    "files are limited to that"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values `node` stands for once every alias is expanded (memoised per node)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        sizes[id(node)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(node)]
+
+
 def load_yaml(path: Path) -> Document:
     """Read and parse a YAML file; a missing or unreadable file is a user error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise CbrunError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise CbrunError(f"{path}: is a directory, expected a YAML file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, ValueError) as error:
         raise CbrunError(f"{path}: cannot read: {error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        column = error.start - (raw.rfind(b"\n", 0, error.start) + 1) + 1
+        raise CbrunError(
+            f"{path}:{line}:{column}: byte 0x{raw[error.start]:02x} is not UTF-8; save the file "
+            "as UTF-8"
+        ) from None
     return parse_yaml(text, str(path))
 
 

@@ -1,0 +1,189 @@
+"""No input crashes cbrun: any YAML document, file bytes or `--set` value gives exit 0 or 2.
+
+Hypothesis generates the inputs and shrinks any counter-example; every bug it found is pinned
+with `@example`. Validation is light (no TensorFlow), so each example runs in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from cbrun.cli import main
+from conftest import TINY
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Key names cbrun knows, so generated documents reach deep into the schema, plus strangers.
+KNOWN_KEYS = sorted(
+    {
+        "experiment",
+        "name",
+        "seed",
+        "data",
+        "type",
+        "samples",
+        "features",
+        "classes",
+        "split",
+        "validation",
+        "test",
+        "model",
+        "units",
+        "dropout",
+        "compile",
+        "optimizer",
+        "learning_rate",
+        "training",
+        "epochs",
+        "batch_size",
+        "callbacks",
+        "patience",
+        "monitor",
+        "filepath",
+        "output",
+        "runs_dir",
+        "distribution",
+        "strategy",
+        "sweep",
+        "grid",
+        "random",
+        "schedule",
+        "phases",
+        "limit",
+        "<<",
+    }
+)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["early_stopping", "mlp", "digits", "adam", "1e-3", ".inf", "yes"])
+)
+keys = st.sampled_from(KNOWN_KEYS) | st.text(max_size=8) | st.integers(-3, 3)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def run_cbrun(*args: str) -> tuple[int, str]:
+    """`cbrun ARGS` in this process: its exit code and stderr. Any other exception is a bug."""
+    out, err = io.StringIO(), io.StringIO()
+    old_argv = sys.argv
+    sys.argv = ["cbrun", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = old_argv
+    return code, err.getvalue()
+
+
+def assert_clean(code: int, stderr: str) -> None:
+    assert code in (0, 2), stderr
+    assert "Traceback" not in stderr
+    if code == 2:
+        assert stderr.startswith("error: "), stderr
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hostile")
+
+
+def mutated(path: list[Any], value: Any) -> Any:
+    """TINY with the value at `path` (as far as it reaches) replaced by `value`."""
+    data: Any = yaml.safe_load(yaml.safe_dump(TINY))
+    parent = data
+    for part in path[:-1]:
+        if isinstance(parent, dict) and part in parent and isinstance(parent[part], dict | list):
+            parent = parent[part]
+    if isinstance(parent, dict):
+        parent[path[-1]] = value
+    return data
+
+
+TINY_PATHS = st.lists(st.sampled_from(KNOWN_KEYS), min_size=1, max_size=3)
+
+
+@SETTINGS
+@given(path=TINY_PATHS, value=values)
+@example(path=["training", "epochs"], value=True)
+@example(path=["compile", "optimizer", "learning_rate"], value=float("inf"))
+@example(path=["experiment", "seed"], value=2**64)
+@example(path=["experiment", "name"], value="a\x00b")
+@example(path=["experiment", "name"], value="n" * 300)
+def test_any_value_anywhere_in_a_valid_config_validates_or_exits_2(folder, path, value):
+    config = folder / "mutated.yaml"
+    try:
+        text = yaml.safe_dump(mutated(path, value), sort_keys=False, allow_unicode=True)
+    except yaml.YAMLError:
+        return
+    config.write_text(text, encoding="utf-8")
+    assert_clean(*run_cbrun("validate", str(config)))
+
+
+@SETTINGS
+@given(document=values)
+def test_any_yaml_document_validates_or_exits_2(folder, document):
+    config = folder / "document.yaml"
+    config.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    assert_clean(*run_cbrun("validate", str(config)))
+
+
+@SETTINGS
+@given(raw=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
+@example(raw=b"experiment:\n  name: \xff\xfe\n")
+@example(raw=b"? [a, b]\n: 1\n")
+@example(raw=b"a: &x {b: 1}\nc:\n  <<: *x\n  d: 2\n")
+@example(raw=b"[" * 5000)
+@example(raw=b"{a: [1, 'unclosed\n")
+def test_any_file_bytes_validate_or_exit_2(folder, raw):
+    config = folder / "bytes.yaml"
+    config.write_bytes(raw)
+    assert_clean(*run_cbrun("validate", str(config)))
+
+
+@SETTINGS
+@given(key=st.text(max_size=20), value=st.text(max_size=20))
+@example(key="callbacks[0].patience", value="3")
+@example(key="training..epochs", value="1")
+@example(key="training.epochs.x", value="1")
+@example(key="callbacks.99", value="{}")
+def test_any_set_override_validates_or_exits_2(folder, key, value):
+    config = folder / "base.yaml"
+    if not config.exists():
+        config.write_text(yaml.safe_dump(TINY, sort_keys=False))
+    assert_clean(*run_cbrun("validate", str(config), "--set", f"{key}={value}"))
+
+
+def test_billion_laughs_is_refused_quickly(folder):
+    """Aliases that would expand to 10^9 nodes are refused, with the limit named."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    config = folder / "laughs.yaml"
+    config.write_text("\n".join(lines) + "\n")
+    code, stderr = run_cbrun("validate", str(config))
+    assert code == 2 and "alias" in stderr, stderr
+
+
+def test_deep_nesting_is_refused_with_the_limit(folder):
+    config = folder / "deep.yaml"
+    config.write_text("a: " + "[" * 500 + "]" * 500 + "\n")
+    code, stderr = run_cbrun("validate", str(config))
+    assert code == 2 and "nest" in stderr, stderr
