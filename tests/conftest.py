@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import os
 import subprocess
@@ -97,6 +99,33 @@ def cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+def run_cbrun(*args: str) -> tuple[int, str]:
+    """`cbrun ARGS` in this process, outside pytest's fixtures (hypothesis calls it many times):
+    its exit code and stderr. Any exception but SystemExit propagates: it is a bug."""
+    out, err = io.StringIO(), io.StringIO()
+    old_argv = sys.argv
+    sys.argv = ["cbrun", *args]
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            from cbrun.cli import main
+
+            main()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        sys.argv = old_argv
+    return code, err.getvalue()
+
+
+def assert_clean(code: int, stderr: str) -> None:
+    """Exit 0, or exit 2 with one `error: ...` message; never a traceback."""
+    assert code in (0, 2), stderr
+    assert "Traceback" not in stderr
+    if code == 2:
+        assert stderr.startswith("error: "), stderr
 
 
 def run_subprocess(

@@ -50,12 +50,18 @@ def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
 
 
 def history_series(history: dict[str, Any]) -> dict[str, list[float]]:
-    """The per-epoch series in a history.json (everything but the epoch numbers)."""
+    """The per-epoch series in a history.json (everything but the epoch numbers); a value that
+    is not a number (a hand-edited file) is NaN, shown as a blank."""
     return {
-        name: [float(v) for v in values]
+        name: [_number(v) for v in values]
         for name, values in history.items()
         if name != "epoch" and isinstance(values, list) and values
     }
+
+
+def _number(value: Any) -> float:
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number else math.nan
 
 
 def curves_table(history: dict[str, Any]) -> Table:

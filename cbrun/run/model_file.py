@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,13 @@ def load_model_file(path: Path, *, unsafe: bool = False) -> Any:
         CbrunError: the file is missing or unreadable, holds code and `unsafe` is false, or
             uses a class that is not registered.
     """
+    if not path.is_file():
+        raise CbrunError(f"{path}: no such model file")
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise CbrunError(
+            f"{path}: the model file is damaged ({path.stat().st_size} bytes that are not a "
+            "complete .keras zip archive: truncated, or overwritten)"
+        )
     keras = import_keras()
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe)

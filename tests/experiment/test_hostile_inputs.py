@@ -6,9 +6,6 @@ with `@example`. Validation is light (no TensorFlow), so each example runs in-pr
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +14,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from cbrun.cli import main
-from conftest import TINY
+from conftest import TINY, assert_clean, run_cbrun
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -76,29 +72,6 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
     max_leaves=20,
 )
-
-
-def run_cbrun(*args: str) -> tuple[int, str]:
-    """`cbrun ARGS` in this process: its exit code and stderr. Any other exception is a bug."""
-    out, err = io.StringIO(), io.StringIO()
-    old_argv = sys.argv
-    sys.argv = ["cbrun", *args]
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main()
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    finally:
-        sys.argv = old_argv
-    return code, err.getvalue()
-
-
-def assert_clean(code: int, stderr: str) -> None:
-    assert code in (0, 2), stderr
-    assert "Traceback" not in stderr
-    if code == 2:
-        assert stderr.startswith("error: "), stderr
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,135 @@
+"""Any run-directory file hand-edited to any JSON shape, or truncated, gives every reading
+command a clear result: exit 0 (damage reported in the output) or exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from conftest import assert_clean, run_cbrun, train_tiny
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10)
+    | st.sampled_from(["completed", "failed", "running", "interrupted", "loss", "accuracy"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "status",
+                    "epochs_completed",
+                    "history",
+                    "loss",
+                    "val_loss",
+                    "metrics",
+                    "test_metrics",
+                    "input_shape",
+                    "feature_names",
+                    "task",
+                    "num_classes",
+                    "started_at",
+                    "duration_seconds",
+                    "best",
+                    "pid",
+                    "epoch",
+                    "stop_reason",
+                ]
+            )
+            | st.text(max_size=6),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=15,
+)
+RECORDS = ["run.json", "data.json", "history.json", "eval.json", "config.yaml"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("finished")
+    return train_tiny(folder, {"training": {"epochs": 1}}).run_dir
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("damaged")
+
+
+def damaged_copy(run_dir: Path, scratch: Path, name: str, content: bytes) -> Path:
+    """A copy of the run (as runs/<experiment>/<stamp>) with one file replaced."""
+    target = scratch / "runs" / "tiny" / run_dir.name
+    shutil.rmtree(scratch / "runs", ignore_errors=True)
+    shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("tensorboard", "state"))
+    (target / name).write_bytes(content)
+    return target
+
+
+def contents(draw_json: object, original: bytes, cut: int) -> list[bytes]:
+    return [json.dumps(draw_json).encode(), original[: cut % (len(original) + 1)]]
+
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@SETTINGS
+@given(
+    name=st.sampled_from(RECORDS),
+    value=json_values,
+    cut=st.integers(0, 10_000),
+    truncate=st.booleans(),
+)
+@example(
+    name="run.json", value={"status": "completed", "epochs_completed": "x"}, cut=0, truncate=False
+)
+@example(name="history.json", value={"loss": [None, "a"]}, cut=0, truncate=False)
+def test_runs_show_and_compare_survive_any_damaged_file(
+    finished_run, scratch, name, value, cut, truncate
+):
+    original = (finished_run / name).read_bytes()
+    content = contents(value, original, cut)[int(truncate)]
+    run = damaged_copy(finished_run, scratch, name, content)
+    assert_clean(*run_cbrun("runs", str(scratch / "runs")))
+    assert_clean(*run_cbrun("runs", str(scratch / "runs"), "--json", "--sort", "val_loss"))
+    assert_clean(*run_cbrun("show", str(run)))
+    assert_clean(
+        *run_cbrun("compare", str(run), str(finished_run), "--output", str(scratch / "compare.png"))
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    name=st.sampled_from(RECORDS),
+    value=json_values,
+    cut=st.integers(0, 10_000),
+    truncate=st.booleans(),
+)
+def test_eval_and_predict_survive_any_damaged_file(
+    finished_run, scratch, name, value, cut, truncate
+):
+    original = (finished_run / name).read_bytes()
+    content = contents(value, original, cut)[int(truncate)]
+    run = damaged_copy(finished_run, scratch, name, content)
+    inputs = scratch / "inputs.csv"
+    inputs.write_text(",".join(f"f{i}" for i in range(8)) + "\n" + ",".join(["0.5"] * 8) + "\n")
+    assert_clean(*run_cbrun("eval", str(run)))
+    assert_clean(
+        *run_cbrun("predict", str(run), str(inputs), "--output", str(scratch / "predictions.csv"))
+    )
+
+
+def test_a_truncated_model_file_is_named_as_damaged_not_missing(finished_run, scratch):
+    original = (finished_run / "model.keras").read_bytes()
+    run = damaged_copy(finished_run, scratch, "model.keras", original[: len(original) // 2])
+    code, stderr = run_cbrun("eval", str(run))
+    assert code == 2, stderr
+    assert "model.keras: the model file is damaged" in stderr, stderr
