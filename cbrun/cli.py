@@ -22,7 +22,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ConfigArg = Annotated[Path, typer.Argument(help="Experiment YAML file.", show_default=False)]
+ConfigArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Experiment YAML file(s); later files merge over earlier ones.", show_default=False
+    ),
+]
 SetOption = Annotated[
     Optional[list[str]],  # noqa: UP045 - typer reads this annotation at run time on 3.10
     typer.Option(
@@ -47,6 +52,41 @@ AllowImportsOption = Annotated[
 ]
 
 
+def _versions(value: bool) -> None:
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+    from platform import python_version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    # Read from package metadata: importing TensorFlow to ask would take seconds.
+    _stdout(
+        f"cbrun {installed('cbrun')}\ntensorflow {installed('tensorflow')}\n"
+        f"keras {installed('keras')}\npython {python_version()}"
+    )
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_versions,
+            is_eager=True,
+            help="Print cbrun, TensorFlow, Keras and Python versions.",
+        ),
+    ] = False,
+) -> None:
+    """Run Keras experiments described in YAML: validate, train, evaluate, inspect."""
+
+
 def _stdout(text: str) -> None:
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
@@ -55,8 +95,12 @@ def _stdout(text: str) -> None:
 @app.command()
 def train(
     config: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Argument(help="Experiment YAML file (not with --resume).", show_default=False),
+        Optional[list[Path]],  # noqa: UP045
+        typer.Argument(
+            help="Experiment YAML file(s), later ones merged over earlier ones (not with "
+            "--resume).",
+            show_default=False,
+        ),
     ] = None,
     set_: SetOption = None,
     smoke: Annotated[
@@ -119,7 +163,7 @@ def train(
 
 
 def _train_or_resume(
-    config: Path | None,
+    config: list[Path] | None,
     overrides: list[str],
     smoke: bool,
     runs_dir: Path | None,
@@ -129,14 +173,14 @@ def _train_or_resume(
     allow_imports: bool,
 ):
     if resume is None:
-        if config is None:
+        if not config:
             raise CbrunError("train: give an experiment file, or --resume RUN_DIR")
         if unsafe or allow_imports:
             raise CbrunError("train: --unsafe and --allow-imports apply only with --resume")
         from cbrun.run.train import train as run_training
 
         return run_training(config, overrides, smoke=smoke, runs_dir=runs_dir, quiet=quiet)
-    if config is not None or overrides or smoke or runs_dir is not None:
+    if config or overrides or smoke or runs_dir is not None:
         raise CbrunError(
             "train --resume: continues the run with its saved config; give no config file, "
             "--set, --smoke or --runs-dir"
@@ -173,13 +217,13 @@ def evaluate(
 
 @app.command()
 def validate(config: ConfigArg, set_: SetOption = None) -> None:
-    """Check an experiment file and print it as resolved (defaults filled in)."""
+    """Check an experiment file (or several, merged in order) and print it as resolved."""
     from cbrun.experiment.config import load_config, resolved_dict
     from cbrun.experiment.yaml_source import dump_yaml
 
     experiment, _ = load_config(config, set_ or [])
     _stdout(dump_yaml(resolved_dict(experiment)).rstrip())
-    print(f"{config}: valid", file=sys.stderr)
+    print(f"{' + '.join(map(str, config))}: valid", file=sys.stderr)
 
 
 @app.command()

@@ -20,7 +20,14 @@ from cbrun.compute.speed import PipelineSection, Precision
 from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
 from cbrun.core.fields import InputFile, StrictModel, number_not_bool
 from cbrun.experiment.sweep_space import SweepSection
-from cbrun.experiment.yaml_source import Document, KeyPath, apply_overrides, format_path, load_yaml
+from cbrun.experiment.yaml_source import (
+    Document,
+    KeyPath,
+    apply_overrides,
+    format_path,
+    load_yaml,
+    merge_documents,
+)
 from cbrun.models.optimizers import OptimizerSection
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -162,17 +169,22 @@ def resolved_dict(config: ExperimentBase) -> dict[str, Any]:
 
 
 def load_config(
-    path: Path, overrides: list[str] | None = None, *, smoke: bool = False
+    paths: Path | list[Path], overrides: list[str] | None = None, *, smoke: bool = False
 ) -> tuple[ExperimentBase, Document]:
-    """Read, override, validate and resolve an experiment file; user errors raise CbrunError."""
-    document = load_yaml(path)
-    if not isinstance(document.data, (dict, type(None))):
-        raise CbrunError(f"{path}:1: expected a mapping of sections (experiment, data, model, ...)")
+    """Read (later files merged over earlier ones), override, validate and resolve an
+    experiment; user errors raise CbrunError."""
+    documents = [load_yaml(path) for path in ([paths] if isinstance(paths, Path) else paths)]
+    for document in documents:
+        if not isinstance(document.data, (dict, type(None))):
+            raise CbrunError(
+                f"{document.source}:1: expected a mapping of sections (experiment, data, ...)"
+            )
+    document = merge_documents(documents)
     apply_overrides(document, list(overrides or []))
     if smoke:
         apply_smoke(document)
     config = validate(document)
-    resolve_input_files(config, document, base_dir=path.parent)
+    resolve_input_files(config, document)
     from cbrun.experiment import checks
 
     checks.check(config, document)
@@ -270,8 +282,9 @@ def apply_smoke(document: Document) -> None:
         source["limit"] = SMOKE_SAMPLES if not isinstance(limit, int) else min(limit, SMOKE_SAMPLES)
 
 
-def resolve_input_files(config: ExperimentBase, document: Document, base_dir: Path) -> None:
-    """Make user files in component params absolute (relative to the config) and check them."""
+def resolve_input_files(config: ExperimentBase, document: Document) -> None:
+    """Make user files in component params absolute (relative to the config file that named
+    them) and check them."""
     for section in ("data", "model"):
         params = getattr(config, section)
         for name, field in type(params).model_fields.items():
@@ -280,6 +293,7 @@ def resolve_input_files(config: ExperimentBase, document: Document, base_dir: Pa
                 continue
             resolved = Path(os.path.expanduser(str(value)))
             if not resolved.is_absolute():
+                base_dir = Path(document.file_of((section, name))).parent
                 resolved = (base_dir / resolved).resolve()
             if not resolved.is_file():
                 where = document.where((section, name))

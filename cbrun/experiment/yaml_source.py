@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from cbrun.core.errors import CbrunError
+from cbrun.core.errors import CbrunError, did_you_mean
 
 KeyPath = tuple[str | int, ...]
 
@@ -74,6 +74,7 @@ class Document:
     source: str
     lines: dict[KeyPath, int] = field(default_factory=dict)
     overridden: dict[KeyPath, str] = field(default_factory=dict)
+    files: dict[KeyPath, str] = field(default_factory=dict)  # keys a later merged file set
 
     def where(self, path: KeyPath) -> str:
         """`file:line` (or the override that set it) for the nearest known key of `path`."""
@@ -82,7 +83,14 @@ class Document:
             if prefix in self.overridden:
                 return f"--set {self.overridden[prefix]}"
             if prefix in self.lines:
-                return f"{self.source}:{self.lines[prefix]}"
+                return f"{self.file_of(prefix)}:{self.lines[prefix]}"
+        return self.source
+
+    def file_of(self, path: KeyPath) -> str:
+        """The file that gave the value at `path` (or its nearest key)."""
+        for end in range(len(path), -1, -1):
+            if path[:end] in self.files:
+                return self.files[path[:end]]
         return self.source
 
 
@@ -171,6 +179,87 @@ def load_yaml(path: Path) -> Document:
     return parse_yaml(text, str(path))
 
 
+def merge_documents(documents: list[Document]) -> Document:
+    """Later files over earlier ones: mappings merge key by key, any other value (lists too)
+    replaces the earlier one. `callbacks:` as a mapping in a later file patches the list
+    instead: `append:` adds items, any other key names the item to update by its `type`.
+    Every key keeps the file and line it came from."""
+    merged = Document(documents[0].data, documents[0].source, dict(documents[0].lines))
+    for document in documents[1:]:
+        if document.data is None:
+            continue
+        if not isinstance(document.data, dict) or not isinstance(merged.data, dict | None):
+            raise CbrunError(f"{document.source}:1: expected a mapping of sections to merge")
+        merged.data = _merge(merged, merged.data or {}, document, document.data, ())
+    return merged
+
+
+def _merge(merged: Document, old: Any, later: Document, new: Any, path: KeyPath) -> Any:
+    if path == ("callbacks",) and isinstance(new, dict) and isinstance(old, list):
+        return _patch_callbacks(merged, old, later, new)
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        _take_lines(merged, later, path)
+        return new
+    result = dict(old)
+    for key, value in new.items():
+        result[key] = _merge(merged, old.get(key), later, value, path + (key,))
+        merged.lines[path + (key,)] = later.lines.get(path + (key,), 1)
+        merged.files[path + (key,)] = later.source
+    return result
+
+
+def _take_lines(merged: Document, later: Document, path: KeyPath) -> None:
+    """`path` and everything under it now come from `later`."""
+    depth = len(path)
+    for table in (merged.lines, merged.files):
+        for key in [k for k in table if k[:depth] == path]:
+            del table[key]
+    for key, line in later.lines.items():
+        if key[:depth] == path:
+            merged.lines[key] = line
+            merged.files[key] = later.source
+
+
+def _patch_callbacks(merged: Document, old: list, later: Document, patches: dict) -> list:
+    items = list(old)
+    for key, value in patches.items():
+        where = f"{later.source}:{later.lines.get(('callbacks', key), 1)}: callbacks.{key}"
+        if key == "append":
+            if not isinstance(value, list):
+                raise CbrunError(f"{where}: expected a list of callbacks to add")
+            for offset, item in enumerate(value):
+                index = len(items)
+                items.append(item)
+                _move_lines(merged, later, ("callbacks", "append", offset), ("callbacks", index))
+            continue
+        matches = [
+            i for i, item in enumerate(items) if isinstance(item, dict) and item.get("type") == key
+        ]
+        types = [str(item.get("type")) for item in items if isinstance(item, dict)]
+        if len(matches) != 1:
+            found = "no callback" if not matches else f"{len(matches)} callbacks"
+            raise CbrunError(
+                f"{where}: {found} of type `{key}` to patch (types: {', '.join(types) or 'none'})"
+                f"{did_you_mean(str(key), types) if not matches else ''}",
+                hint="patch by index instead: --set callbacks[N].key=value" if matches else None,
+            )
+        if not isinstance(value, dict):
+            raise CbrunError(f"{where}: expected a mapping of keys to change")
+        index = matches[0]
+        items[index] = {**items[index], **value}
+        for name in value:
+            _move_lines(merged, later, ("callbacks", key, name), ("callbacks", index, name))
+    return items
+
+
+def _move_lines(merged: Document, later: Document, source: KeyPath, target: KeyPath) -> None:
+    depth = len(source)
+    for key, line in later.lines.items():
+        if key[:depth] == source:
+            merged.lines[target + key[depth:]] = line
+            merged.files[target + key[depth:]] = later.source
+
+
 def dump_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
@@ -178,8 +267,8 @@ def dump_yaml(data: Any) -> str:
 def apply_overrides(document: Document, overrides: list[str]) -> None:
     """Apply `key.path=value` overrides in order; values are parsed as YAML.
 
-    List items are addressed by index (`callbacks.0.patience=3`). A key may be added to an
-    existing mapping; the schema then decides whether it is allowed.
+    List items are addressed by index (`callbacks[0].patience=3` or `callbacks.0.patience=3`).
+    Keys and mappings the file lacks are created; the schema then decides what is allowed.
     """
     if document.data is None:
         document.data = {}
@@ -193,14 +282,17 @@ def apply_overrides(document: Document, overrides: list[str]) -> None:
         path = _split_key(key.strip(), override)
         parent = document.data
         for depth, part in enumerate(path[:-1]):
+            if isinstance(parent, dict) and parent.get(part) is None:
+                document.overridden[path[: depth + 1]] = override  # created by this override
             parent = _child(parent, part, path[: depth + 1], override)
         _assign(parent, path[-1], value, override)
         document.overridden[path] = override
 
 
 def _split_key(key: str, override: str) -> KeyPath:
+    """`callbacks[0].patience` (as cbrun prints key paths) or `callbacks.0.patience`."""
     parts: list[str | int] = []
-    for part in key.split("."):
+    for part in re.sub(r"\[(\d+)\]", r".\1", key).split("."):
         if not part:
             raise CbrunError(f"--set {override}: empty key segment in `{key}`")
         parts.append(int(part) if part.isdigit() else part)
@@ -216,9 +308,8 @@ def _child(parent: Any, part: str | int, path: KeyPath, override: str) -> Any:
             )
         return parent[part]
     if isinstance(parent, dict):
-        if part not in parent:
-            keys = ", ".join(map(str, parent)) or "none"
-            raise CbrunError(f"--set {override}: `{shown}` names no key (keys here: {keys})")
+        if parent.get(part) is None:
+            parent[part] = {}  # a section or mapping the file lacks; the schema judges it
         return parent[part]
     raise CbrunError(f"--set {override}: `{shown}` is inside a value that is not a mapping")
 

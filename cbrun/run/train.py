@@ -51,15 +51,19 @@ class TrainResult:
 
 
 def train(
-    config_path: Path,
+    config_paths: Path | list[Path],
     overrides: list[str] | None = None,
     *,
     smoke: bool = False,
     runs_dir: Path | None = None,
     quiet: bool = False,
 ) -> TrainResult:
-    """Train the experiment in `config_path`; user errors raise CbrunError before any run dir."""
-    config, document = load_config(config_path, overrides, smoke=smoke)
+    """Train the experiment in `config_paths` (later files merged over earlier ones); user
+    errors raise CbrunError before any run dir. Model code imports from the first file's
+    folder."""
+    paths = [config_paths] if isinstance(config_paths, Path) else list(config_paths)
+    config_path = paths[0]
+    config, document = load_config(paths, overrides, smoke=smoke)
     strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
     import_keras(config.experiment.seed, config.experiment.deterministic)
     with located(document, "data"):  # errors found in the data name the config line
@@ -92,6 +96,7 @@ def train(
         "speed": speed.describe(config.training, model),
         "distribution": describe_strategy(config.distribution, strategy),
         "config_file": str(config_path.resolve()),
+        "config_files": [str(path.resolve()) for path in paths],
         **environment(),
     }
     write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))

@@ -138,8 +138,8 @@ CASES = [
     Case("tensorboard-climbs-out", callback(type="tensorboard", log_dir="../../tb"),
          at="log_dir: ../../tb", says=("callbacks[0].log_dir", "climbs out")),
     # overrides
-    Case("override-names-no-section", overrides=("trainingg.epochs=3",),
-         at="--set trainingg.epochs=3", says=("`trainingg` names no key", "training")),
+    Case("override-names-an-unknown-section", overrides=("trainingg.epochs=3",),
+         at="--set trainingg.epochs=3", says=("unknown key `trainingg`", "Did you mean")),
     Case("override-names-no-item", overrides=("callbacks.3.patience=1",),
          updates=callback(type="csv_logger"), at="--set callbacks.3.patience=1",
          says=("callbacks[3]", "names no item", "1 items")),

@@ -79,7 +79,6 @@ def test_overrides_set_nested_keys_list_items_and_parse_yaml_values():
     [
         ("training.epochs", "expected KEY=VALUE"),
         ("=3", "expected KEY=VALUE"),
-        ("trainin.epochs=3", "`trainin` names no key"),
         ("callbacks.4.patience=1", r"`callbacks\[4\]` names no item"),
         ("experiment.name.first=1", "cannot set a key inside a value that is not a mapping"),
         ("a..b=1", "empty key segment"),
@@ -88,6 +87,14 @@ def test_overrides_set_nested_keys_list_items_and_parse_yaml_values():
 def test_bad_overrides_say_what_is_wrong(override, message):
     with pytest.raises(CbrunError, match=message):
         apply_overrides(parse_yaml(TEXT, "exp.yaml"), [override])
+
+
+def test_override_creates_the_mappings_it_names_and_is_their_location():
+    document = parse_yaml(TEXT, "exp.yaml")
+    apply_overrides(document, ["trainin.epochs=3", "callbacks[0].monitor=loss"])
+    assert document.data["trainin"] == {"epochs": 3}  # the schema then refuses `trainin`
+    assert document.where(("trainin",)) == "--set trainin.epochs=3"
+    assert document.data["callbacks"][0]["monitor"] == "loss"
 
 
 def test_override_on_an_empty_document():
