@@ -280,18 +280,62 @@ def runs(
             help="Only runs with this status: completed, failed, interrupted, running, damaged."
         ),
     ] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="Same as --status failed.")] = False,
+    tag: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(help="Only runs tagged T (experiment.tags); repeat to require several."),
+    ] = None,
+    smoke: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option("--smoke/--no-smoke", help="Only smoke runs, or only full runs."),
+    ] = None,
+    experiment: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Only runs of this experiment name."),
+    ] = None,
+    older_than: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Only runs started longer ago than this: 30m, 12h, 7d, 2w."),
+    ] = None,
     sort: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(help="Best first by a metric (test_accuracy, val_loss, ...) or duration."),
     ] = None,
     limit: Annotated[Optional[int], typer.Option(min=1, help="Show at most N runs.")] = None,  # noqa: UP045
     as_json: JsonOption = False,
+    paths: Annotated[
+        bool,
+        typer.Option(
+            "--paths", help="Print only the run directories, one per line (for `xargs cbrun rm`)."
+        ),
+    ] = False,
 ) -> None:
     """List run directories, newest first, from their run.json and eval.json."""
-    from cbrun.inspect.runs import list_runs
+    from cbrun.inspect.runs import RunFilter, list_runs
 
-    output = list_runs(runs_dir, status, sort, limit, as_json)
+    if failed and status not in (None, "failed"):
+        raise CbrunError(f"runs: --failed and --status {status} contradict each other")
+    where = RunFilter(
+        "failed" if failed else status, tuple(tag or ()), smoke, experiment, older_than
+    )
+    output = list_runs(
+        runs_dir, where, sort, limit, "json" if as_json else "paths" if paths else "table"
+    )
     _stdout(output) if isinstance(output, str) else _print(output)
+
+
+@app.command()
+def rm(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to remove.")],
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Delete for good instead of moving to the trash.")
+    ] = False,
+) -> None:
+    """Move runs to the trash inside their runs directory (`.trash/`), or delete with --purge."""
+    from cbrun.inspect.remove import remove_runs
+
+    for line in remove_runs(run_dirs, purge):
+        print(line, file=sys.stderr)
 
 
 @app.command()

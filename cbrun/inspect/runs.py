@@ -28,6 +28,9 @@ from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD
 
 STAMP = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
+TRASH = ".trash"  # `cbrun rm` moves runs here, inside the runs directory; never listed
+AGE = re.compile(r"^(\d+(?:\.\d+)?)([mhdw])$")
+AGE_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 STATUSES = ("completed", "failed", "interrupted", "running", "damaged")
 STATUS_STYLE = {"completed": "green", "failed": "red", "interrupted": "yellow", "running": "yellow"}
 REPORT_FILE = "report.html"
@@ -199,9 +202,49 @@ def find_runs(runs_dir: Path, depth: int = 6) -> list[Path]:
 def _collect(folder: Path, depth: int) -> list[Path]:
     if is_run_dir(folder) and ((folder / RUN_RECORD).exists() or (folder / CONFIG_FILE).exists()):
         return [folder]
-    children = sorted(p for p in folder.iterdir() if p.is_dir()) if depth > 0 else []
+    children = (
+        sorted(p for p in folder.iterdir() if p.is_dir() and p.name != TRASH) if depth > 0 else []
+    )
     inner = [run for child in children for run in _collect(child, depth - 1)]
     return inner or ([folder] if is_run_dir(folder) else [])
+
+
+@dataclass
+class RunFilter:
+    """Which runs `cbrun runs` (and so `cbrun rm` by way of `--paths`) selects."""
+
+    status: str | None = None
+    tags: tuple[str, ...] = ()
+    smoke: bool | None = None
+    experiment: str | None = None
+    older_than: str | None = None
+
+    def keeps(self, run: RunInfo, now: float) -> bool:
+        record = run.record
+        tags = record.get("tags") if isinstance(record.get("tags"), list) else []
+        return (
+            (self.status is None or run.status == self.status)
+            and all(tag in tags for tag in self.tags)
+            and (self.smoke is None or bool(record.get("smoke")) == self.smoke)
+            and (self.experiment is None or run.path.parent.name == self.experiment)
+            and (self.older_than is None or now - _started(run) > age_seconds(self.older_than))
+        )
+
+
+def age_seconds(text: str) -> float:
+    """`30m`, `12h`, `7d`, `2w` in seconds; anything else is a user error."""
+    match = AGE.match(text.strip())
+    if not match:
+        raise CbrunError(f"--older-than: expected an age such as 30m, 12h, 7d or 2w, got `{text}`")
+    return float(match.group(1)) * AGE_UNITS[match.group(2)]
+
+
+def _started(run: RunInfo) -> float:
+    """When the run started (its record), else when its folder was made."""
+    try:
+        return datetime.fromisoformat(str(run.record["started_at"])).timestamp()
+    except (KeyError, ValueError):
+        return run.path.stat().st_mtime
 
 
 def select_runs(
@@ -209,15 +252,19 @@ def select_runs(
     status: str | None = None,
     sort: str | None = None,
     limit: int | None = None,
+    where: RunFilter | None = None,
 ) -> list[RunInfo]:
-    """Filter by status, sort (newest first, or best `sort` metric first), keep `limit`."""
-    if status is not None:
-        if status not in STATUSES:
-            raise CbrunError(
-                f"--status: expected one of {', '.join(STATUSES)}, got `{status}`."
-                + did_you_mean(status, STATUSES)
-            )
-        runs = [run for run in runs if run.status == status]
+    """Filter, sort (newest first, or best `sort` metric first), keep `limit`."""
+    where = where or RunFilter(status=status)
+    if where.status is not None and where.status not in STATUSES:
+        raise CbrunError(
+            f"--status: expected one of {', '.join(STATUSES)}, got `{where.status}`."
+            + did_you_mean(where.status, STATUSES)
+        )
+    if where.older_than is not None:
+        age_seconds(where.older_than)  # a bad age is an error even when no run is listed
+    now = datetime.now().timestamp()
+    runs = [run for run in runs if where.keeps(run, now)]
     runs = sorted(runs, key=lambda run: str(run.record.get("started_at") or ""), reverse=True)
     if sort:
         runs = _sorted_by(runs, sort)
@@ -254,7 +301,7 @@ def _sorted_by(runs: list[RunInfo], sort: str) -> list[RunInfo]:
     return sorted(runs, key=key)
 
 
-def runs_table(runs: list[RunInfo], runs_dir: Path) -> Group:
+def runs_table(runs: list[RunInfo], runs_dir: Path, sort: str | None = None) -> Group:
     """A heading line (never wrapped into the table's width) over one row per run."""
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("run", no_wrap=True)
@@ -272,7 +319,7 @@ def runs_table(runs: list[RunInfo], runs_dir: Path) -> Group:
         table.add_row(
             row["name"],
             _short_time(row["started_at"]),
-            f"[{style}]{status}[/]{note}",
+            f"[{style}]{status}[/]{' [dim](smoke)[/]' if run.record.get('smoke') else ''}{note}",
             _epochs(row),
             "" if row["duration_seconds"] is None else f"{row['duration_seconds']:.0f}s",
             "\n".join(
@@ -281,7 +328,8 @@ def runs_table(runs: list[RunInfo], runs_dir: Path) -> Group:
             "\n".join(f"{k} {format_number(v)}" for k, v in row["test_metrics"].items()),
         )
     count = f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
-    return Group(Text(f"{count} in {runs_dir}"), table)
+    order = f"best {sort} first" if sort else "newest first"
+    return Group(Text(f"{count} in {runs_dir}, {order}"), table)
 
 
 def _epochs(row: dict[str, Any]) -> str:
@@ -299,10 +347,16 @@ def _short_time(stamp: str | None) -> str:
 
 
 def list_runs(
-    runs_dir: Path, status: str | None, sort: str | None, limit: int | None, as_json: bool
+    runs_dir: Path,
+    where: RunFilter,
+    sort: str | None,
+    limit: int | None,
+    output: str = "table",
 ) -> str | Group:
-    """The `cbrun runs` output: a table, or a JSON list of rows."""
-    runs = select_runs([read_run(path) for path in find_runs(runs_dir)], status, sort, limit)
-    if as_json:
+    """The `cbrun runs` output: a table, a JSON list of rows, or one path per line."""
+    runs = select_runs([read_run(path) for path in find_runs(runs_dir)], None, sort, limit, where)
+    if output == "json":
         return json.dumps([run.row() for run in runs], indent=2)
-    return runs_table(runs, runs_dir)
+    if output == "paths":
+        return "\n".join(str(run.path) for run in runs)
+    return runs_table(runs, runs_dir, sort)

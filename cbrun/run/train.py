@@ -89,6 +89,7 @@ def train(
         "ended_at": None,
         "duration_seconds": None,
         "seed": config.experiment.seed,
+        "tags": list(config.experiment.tags),
         "smoke": smoke,
         "epochs_planned": config.training.epochs,
         "epochs_completed": 0,
