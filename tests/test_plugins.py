@@ -117,13 +117,13 @@ def test_class_from_the_config_folder_is_built_with_its_init_args(make_config, t
         (
             {"path": "x", "evry": 2},
             "EpochMarks",
-            "callbacks[0] (class): init_args.evry: EpochMarks takes no argument `evry`. "
+            "callbacks[0].init_args.evry: EpochMarks takes no argument `evry`. "
             "Did you mean `every`? It takes: path, every",
         ),
         (
             {"every": 2},
             "EpochMarks",
-            "callbacks[0] (class): init_args.path: EpochMarks needs the argument `path`; "
+            "callbacks[0].init_args.path: EpochMarks needs the argument `path`; "
             "add it under init_args",
         ),
         ({}, "NotACallback", "is not a keras.callbacks.Callback subclass"),
@@ -134,10 +134,46 @@ def test_class_from_the_config_folder_is_built_with_its_init_args(make_config, t
 def test_bad_class_or_init_args_fail_before_training(
     make_config, tmp_path, cli, runs_dir, init_args, name, message
 ):
-    result = cli("train", user_class_config(make_config, tmp_path, init_args, name))
-    assert result.exit_code == 2
-    assert message in result.stderr
+    """`validate` refuses exactly what `train` refuses, with the same message."""
+    config = user_class_config(make_config, tmp_path, init_args, name)
+    for command in ("validate", "train"):
+        result = cli(command, config)
+        assert result.exit_code == 2
+        assert message in result.stderr, (command, result.stderr)
     assert run_dirs(runs_dir) == []
+
+
+RUN_DIR_MODULE = """
+import keras
+
+
+class Scorer(keras.callbacks.Callback):
+    def __init__(self, run_dir, every=1):
+        super().__init__()
+        self.run_dir = run_dir
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["custom_score"] = float(epoch)
+        (self.run_dir / "scorer.txt").write_text(str(epoch + 1))
+"""
+
+
+def test_class_gets_the_run_dir_and_declares_the_metrics_it_logs(
+    make_config, tmp_path, cli, runs_dir
+):
+    (tmp_path / f"scorer_{tmp_path.name}.py").write_text(RUN_DIR_MODULE)
+    scorer = {"type": "class", "class_path": f"scorer_{tmp_path.name}:Scorer"}
+    stop = {"type": "early_stopping", "monitor": "custom_score", "mode": "min", "patience": 1}
+    undeclared = make_config({"training": {"epochs": 4}, "callbacks": [scorer, stop]})
+    result = cli("validate", undeclared)
+    assert result.exit_code == 2 and "custom_score" in result.stderr
+    scorer["logged_metrics"] = ["custom_score"]
+    config = make_config({"training": {"epochs": 4}, "callbacks": [scorer, stop]})
+    result = cli("train", config, "-q")
+    assert result.exit_code == 0, result.stderr
+    (run,) = run_dirs(runs_dir)
+    assert (run / "scorer.txt").read_text() == "2"  # the score rose: stopped after epoch 2
+    assert json.loads((run / "run.json").read_text())["epochs_completed"] == 2
 
 
 def test_plugin_code_in_readme_imports_and_registers_as_shown():

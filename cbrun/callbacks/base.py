@@ -66,6 +66,11 @@ class CallbackParams(StrictModel):
         """(param, metric) pairs this callback reads from the epoch logs; checked up front."""
         return []
 
+    def build_problems(self, config_dir: Path) -> list[tuple[tuple[str, ...], str]]:
+        """What building this callback would refuse, found before training (`validate` too):
+        (key path inside the item, message) pairs. `config_dir` is the config file's folder."""
+        return []
+
 
 class FitOnlyParams(CallbackParams):
     """Base of params of callbacks that only act while training: `phases` may only hold `fit`."""

@@ -64,6 +64,13 @@ class ModelCheckpointParams(MonitorParams):
                 f"filepath must end with `.weights.h5` when save_weights_only is true "
                 f"(got `{self.filepath}`)"
             )
+        if not self.save_weights_only and example.endswith(".weights.h5"):
+            raise ValueError(
+                f"filepath `{self.filepath}` names a weights file, but save_weights_only is "
+                "false, so Keras would write a whole HDF5 model under that name (which "
+                "`eval --checkpoint` cannot load as weights): set save_weights_only: true, or "
+                "end the name with `.keras`"
+            )
         if not self.save_weights_only and not example.endswith((".keras", ".h5")):
             raise ValueError(
                 f"filepath must end with `.keras` (or `.h5`) to save the whole model "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import sys
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
@@ -10,21 +12,25 @@ from pydantic import ConfigDict, Field
 from cbrun.callbacks.base import BuildContext, CallbackParams
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import ImportPath
-from cbrun.core.importing import import_object
+from cbrun.core.importing import import_object, imports_refused
+from cbrun.core.native_logs import quiet_native_logs
 from cbrun.registry import callbacks
 
 
 class UserClassParams(CallbackParams):
     """Your own keras.callbacks.Callback subclass, given as `module:Class` with `init_args`.
 
-    `init_args` are checked against the class's `__init__` before training: an unknown or a
-    missing argument is an error naming it. The config file's folder is importable.
+    `init_args` are checked against the class's `__init__` before training (and by
+    `validate`): an unknown or a missing argument is an error naming it. An `__init__` that takes
+    `run_dir` gets the run directory unless `init_args` sets it. The config file's folder is
+    importable.
     """
 
     model_config = ConfigDict(
+        serialize_by_alias=True,  # the field is `logged_metrics`, as in the file
         json_schema_extra={
             "examples": [{"class_path": "keras.callbacks:TerminateOnNaN", "init_args": {}}]
-        }
+        },
     )
 
     type: Literal["class"]
@@ -32,19 +38,57 @@ class UserClassParams(CallbackParams):
     init_args: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments for the class's constructor."
     )
+    logged_metrics_: list[str] = Field(
+        default_factory=list,
+        alias="logged_metrics",
+        description="Metrics the callback adds to each epoch's logs, so a `monitor` may watch "
+        "them.",
+    )
+
+    def logged_metrics(self) -> list[str]:
+        return list(self.logged_metrics_)
+
+    def build_problems(self, config_dir: Path) -> list[tuple[tuple[str, ...], str]]:
+        if imports_refused():
+            return []  # a run directory's saved config: imported only when it is built
+        if str(config_dir) not in sys.path:
+            sys.path.insert(0, str(config_dir))
+        try:
+            with quiet_native_logs():  # the user's module may import TensorFlow
+                check_init_args(_callback_class(self), self.init_args)
+        except CbrunError as error:
+            key, _, message = error.message.partition(": ")
+            return [(tuple(key.split(".")), message)]
+        return []
 
 
 @callbacks.register("class", UserClassParams)
 def user_class(params: UserClassParams, ctx: BuildContext) -> Any:
-    import keras
+    cls = _callback_class(params)
+    check_init_args(cls, params.init_args)
+    if _takes(cls, "run_dir") and "run_dir" not in params.init_args:
+        return cls(**params.init_args, run_dir=ctx.run_dir)
+    return cls(**params.init_args)
 
+
+def _callback_class(params: UserClassParams) -> type:
     cls = import_object(params.class_path, "class_path")
-    if not (isinstance(cls, type) and issubclass(cls, keras.callbacks.Callback)):
+    # Keras' own Callback base, recognised without importing Keras (the module did).
+    is_callback = isinstance(cls, type) and any(
+        base.__name__ == "Callback" and base.__module__.startswith("keras") for base in cls.__mro__
+    )
+    if not is_callback:
         raise CbrunError(
             f"class_path: `{params.class_path}` is not a keras.callbacks.Callback subclass"
         )
-    check_init_args(cls, params.init_args)
-    return cls(**params.init_args)
+    return cls
+
+
+def _takes(cls: type, name: str) -> bool:
+    try:
+        return name in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def check_init_args(cls: type, init_args: dict[str, Any]) -> None:
@@ -66,6 +110,8 @@ def check_init_args(cls: type, init_args: dict[str, Any]) -> None:
         variadic = parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
         if variadic or parameter.default is not parameter.empty:
             continue
+        if parameter.name == "run_dir" and parameter.kind is not parameter.POSITIONAL_ONLY:
+            continue  # cbrun passes the run directory
         if parameter.kind is parameter.POSITIONAL_ONLY or parameter.name not in init_args:
             raise CbrunError(
                 f"init_args.{parameter.name}: {cls.__name__} needs the argument "

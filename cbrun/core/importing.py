@@ -41,6 +41,11 @@ def imports_from_run(run_dir: Path, allowed: bool) -> Iterator[None]:
         _REFUSED_SOURCE.reset(token)
 
 
+def imports_refused() -> bool:
+    """Whether code named by a run directory's saved config may not be imported now."""
+    return _REFUSED_SOURCE.get() is not None
+
+
 def import_object(path: str, key: str) -> Any:
     """The object at `module:attribute`; failures name the config key that asked for it."""
     refused = _REFUSED_SOURCE.get()

@@ -8,11 +8,12 @@ reports them all.
 from __future__ import annotations
 
 import posixpath
+from pathlib import Path
 from typing import Any
 
 from cbrun.core.errors import did_you_mean
 from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD
-from cbrun.experiment.yaml_source import Document
+from cbrun.experiment.yaml_source import Document, format_path
 from cbrun.models.head import DEFAULT_METRICS
 
 # Files and folders (ending with `/`) cbrun itself writes in a run directory: no callback may
@@ -33,6 +34,17 @@ RUN_FILES = (
     "state/",
 )
 LR_DRIVING_CALLBACKS = ("learning_rate_scheduler", "reduce_lr_on_plateau")
+
+
+def callbacks_can_be_built(config: Any, document: Document) -> list[str]:
+    """What each callback's params can tell before training that its factory would refuse."""
+    config_dir = Path(document.source).resolve().parent
+    return [
+        f"{document.where(('callbacks', index, *key))}: "
+        f"{format_path(('callbacks', index, *key))}: {message}"
+        for index, item in enumerate(config.callbacks)
+        for key, message in item.build_problems(config_dir)
+    ]
 
 
 def swap_ema_weights_needs_ema(config: Any, document: Document) -> list[str]:

@@ -19,6 +19,7 @@ def check(config: Any, document: Document) -> None:
         callback_checks.one_learning_rate_driver,
         callback_checks.monitors_are_logged,
         callback_checks.output_paths_are_distinct,
+        callback_checks.callbacks_can_be_built,
     ):
         problems.extend(item_check(config, document))
     if problems:

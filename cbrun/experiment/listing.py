@@ -78,7 +78,7 @@ def _params(component: Component) -> list[dict[str, str]]:
             default = "" if field.default is PydanticUndefined else json.dumps(field.default)
         rows.append(
             {
-                "name": field_name,
+                "name": field.alias or field_name,  # the key as written in the file
                 "type": _type_name(field.annotation),
                 "default": default,
                 "description": field.description or "",

@@ -360,4 +360,10 @@ def _yaml_message(error: yaml.MarkedYAMLError, source: str) -> str:
             "never construct Python objects"
         )
     context = f" ({error.context})" if error.context else ""
+    begun = error.context_mark
+    if begun and mark and begun.line != mark.line and not source.startswith("--set "):
+        # An unclosed bracket or quote: the parser stops far from where the mistake began.
+        opened = " (a bracket or quote opened there may be unclosed)"
+        context = f" ({error.context} that began at line {begun.line + 1}, column "
+        context += f"{begun.column + 1}){opened}"
     return f"{where}: invalid YAML: {problem}{context}"

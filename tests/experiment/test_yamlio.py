@@ -106,3 +106,22 @@ def test_override_on_an_empty_document():
 def test_key_paths_print_like_code():
     assert format_path(("callbacks", 1, "patience")) == "callbacks[1].patience"
     assert format_path(()) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "stopped", "began"),
+    [
+        ('experiment:\n  name: "abc\ndata:\n  type: digits\n', "5:1", "line 2, column 9"),
+        (
+            "model: {type: mlp,\n  units: [16, 8\ntraining: {epochs: 3}\n",
+            "3:9",
+            "line 2, column 10",
+        ),
+        ("a: 'x\nb: 2\n", "3:1", "line 1, column 4"),
+    ],
+)
+def test_an_unclosed_bracket_or_quote_names_where_it_began(text, stopped, began):
+    with pytest.raises(CbrunError) as raised:
+        parse_yaml(text, "exp.yaml")
+    assert raised.value.message.startswith(f"exp.yaml:{stopped}: invalid YAML")
+    assert f"began at {began}" in raised.value.message
