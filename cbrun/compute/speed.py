@@ -56,8 +56,12 @@ def dtype_policy(precision: Precision) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def fit_inputs(dataset: Any, training: Any, seed: int) -> dict[str, Any]:
-    """Keyword arguments of `model.fit` for the data: the arrays, or tf.data pipelines."""
+def fit_inputs(dataset: Any, training: Any, seed: int, passes_done: int = 0) -> dict[str, Any]:
+    """Keyword arguments of `model.fit` for the data: the arrays, or tf.data pipelines.
+
+    `passes_done`: epochs already trained (a resumed run), so a pipeline's shuffle goes on
+    with the order the unbroken run would draw next.
+    """
     pipeline = training.pipeline
     if pipeline is None:
         x, y = dataset.train
@@ -70,7 +74,9 @@ def fit_inputs(dataset: Any, training: Any, seed: int) -> dict[str, Any]:
         }
     validation = dataset.validation
     return {
-        "x": batches(dataset.train, training.batch_size, pipeline, training.shuffle, seed),
+        "x": batches(
+            dataset.train, training.batch_size, pipeline, training.shuffle, seed, passes_done
+        ),
         "shuffle": False,  # the pipeline shuffles; Keras warns if asked to as well
         "validation_data": None
         if validation is None
@@ -79,25 +85,44 @@ def fit_inputs(dataset: Any, training: Any, seed: int) -> dict[str, Any]:
 
 
 def batches(
-    arrays: tuple[Any, Any], batch_size: int, pipeline: PipelineSection, shuffle: bool, seed: int
+    arrays: tuple[Any, Any],
+    batch_size: int,
+    pipeline: PipelineSection,
+    shuffle: bool,
+    seed: int,
+    passes_done: int = 0,
 ) -> Any:
     """A tf.data pipeline over `(x, y)` that gathers whole batches of samples at once.
 
-    Batches of sample indices are made first (a fresh seeded permutation every epoch, or
-    tf.data's shuffle buffer when `shuffle_buffer` is set), then each batch is gathered from
-    the arrays in parallel: many times faster than slicing samples one by one.
+    Batches of sample indices are made first (a fresh seeded permutation every pass, or
+    tf.data's shuffle buffer, seeded anew every pass, when `shuffle_buffer` is set), then each
+    batch is gathered from the arrays in parallel: many times faster than slicing samples one
+    by one. Every pass draws from one `tf.random.Generator` seeded with `seed`; it is first
+    moved on by `passes_done` passes, so pass N is the same whether or not a run was resumed.
     """
     import tensorflow as tf
 
     count = len(arrays[0])
     tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
+    generator = tf.random.Generator.from_seed(seed)  # its state moves on with every pass
     if shuffle and pipeline.shuffle_buffer:
-        order = tf.data.Dataset.range(count).shuffle(
-            pipeline.shuffle_buffer, seed=seed, reshuffle_each_iteration=True
-        )
-        indices = order.batch(batch_size)
+        buffer = pipeline.shuffle_buffer
+
+        def draw() -> Any:
+            return generator.uniform_full_int([], dtype=tf.int64)
+
+        def one_pass(_: Any) -> Any:
+            return tf.data.Dataset.range(count).shuffle(buffer, seed=draw())
+
+        indices = _one_pass_each_iteration(one_pass, count, batch_size)
     else:
-        indices = _index_batches(count, batch_size, shuffle, seed)
+
+        def draw() -> Any:
+            return generator.uniform([count])
+
+        indices = _index_batches(count, batch_size, shuffle, draw)
+    for _ in range(passes_done if shuffle else 0):
+        draw()
     data = indices.map(
         lambda index: tuple(tf.gather(t, index) for t in tensors),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -113,28 +138,35 @@ def batches(
     return data.with_options(options)
 
 
-def _index_batches(count: int, batch_size: int, shuffle: bool, seed: int) -> Any:
-    """Batches of indices 0..count-1, in a new seeded random order at every pass if `shuffle`."""
+def _index_batches(count: int, batch_size: int, shuffle: bool, draw: Any) -> Any:
+    """Batches of indices 0..count-1, in a new random order (`argsort(draw())`) each pass."""
     import tensorflow as tf
 
-    generator = tf.random.Generator.from_seed(seed)  # its state moves on with every pass
     full = count // batch_size * batch_size
 
     def one_pass(_: Any) -> Any:
         order = tf.range(count, dtype=tf.int64)
         if shuffle:
-            order = tf.cast(tf.argsort(generator.uniform([count])), tf.int64)
+            order = tf.cast(tf.argsort(draw()), tf.int64)
         batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full], [-1, batch_size]))
         if count > full:
             batches = batches.concatenate(tf.data.Dataset.from_tensors(order[full:]))
         return batches
 
+    return _one_pass_each_iteration(one_pass, count, batch_size, batched=True)
+
+
+def _one_pass_each_iteration(
+    one_pass: Any, count: int, batch_size: int, batched: bool = False
+) -> Any:
+    """Batches made by `one_pass` anew at each iteration (epoch), with a known cardinality."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.range(1).flat_map(one_pass)
+    if not batched:
+        data = data.batch(batch_size)
     total = -(-count // batch_size)
-    return (
-        tf.data.Dataset.range(1)
-        .flat_map(one_pass)
-        .apply(tf.data.experimental.assert_cardinality(total))
-    )
+    return data.apply(tf.data.experimental.assert_cardinality(total))
 
 
 def describe(training: Any, model: Any) -> dict[str, Any]:

@@ -8,6 +8,7 @@ epoch on, so no epoch is missing or written twice.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from cbrun.experiment.config import load_config
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
 from cbrun.run.model_file import load_model_file
 from cbrun.run.state import SavedState, continue_logs, read_state
+from cbrun.run.stray_output import stdout_kept_clean
 from cbrun.run.train import TrainResult, run
 
 
+@stdout_kept_clean  # stdout is for the run directory alone
 def resume_run(
     run_dir: Path, *, quiet: bool = False, unsafe: bool = False, allow_imports: bool = False
 ) -> TrainResult:
@@ -49,7 +52,9 @@ def resume_run(
         test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
         continue_logs(callbacks)
         import_keras(config.experiment.seed, config.experiment.deterministic)
-        with strategy.scope():
+        with strategy.scope(), warnings.catch_warnings():
+            if saved.epoch == 0:  # saved before the first step built the optimizer: nothing lost
+                warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             model = load_model_file(saved.model_path, unsafe=unsafe)
         reporter = Reporter(quiet)
         reporter.attach_log(run_dir / "train.log")

@@ -1,12 +1,14 @@
 """cbrun's own per-epoch backup of a run's training state, in `RUN_DIR/state/`.
 
 After every epoch (and once before the first) the model with its optimizer, the history so
-far and the progress of every callback that tracks one (early stopping's `wait` and `best`,
-a best-only checkpoint's `best`, ...) are written to a new `state/epoch-NNNN/` folder; then
-`state/latest.json` is replaced atomically to point at it, and older folders are removed. A
-process killed at any moment leaves `latest.json` naming a complete folder, which
-`cbrun train --resume` continues from (see cbrun/run/resume.py). This works whether or not the
-config declares Keras' own `backup_and_restore` callback.
+far, the progress of every callback that tracks one (early stopping's `wait` and `best`, a
+best-only checkpoint's `best`, ...) and every random state training draws on (the layers'
+seed generators, Keras' global one, NumPy's and Python's; see cbrun/run/rng_state.py) are
+written to a new `state/epoch-NNNN/` folder; then `state/latest.json` is replaced atomically
+to point at it, and older folders are removed. A process killed at any moment leaves
+`latest.json` naming a complete folder, which `cbrun train --resume` continues from (see
+cbrun/run/resume.py). This works whether or not the config declares Keras' own
+`backup_and_restore` callback.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import read_json, utc_now, write_json_atomic
 from cbrun.run.build import import_keras
+from cbrun.run.rng_state import restore_random_state, save_random_state
 
 keras = import_keras()  # through cbrun, so TensorFlow's start-up chatter stays quiet
 
@@ -58,6 +61,7 @@ class SavedState:
     epoch: int
     history: dict[str, list[float]]
     callbacks: list[dict[str, Any]]
+    random: dict[str, Any] | None = None  # absent in states saved before cbrun kept it
 
     @property
     def model_path(self) -> Path:
@@ -71,7 +75,9 @@ def read_state(run_dir: Path) -> SavedState | None:
         return None
     folder = run_dir / STATE_DIR / read_json(latest)["folder"]
     saved = read_json(folder / STATE)
-    return SavedState(folder, saved["epoch"], saved["history"], saved["callbacks"])
+    return SavedState(
+        folder, saved["epoch"], saved["history"], saved["callbacks"], saved.get("random")
+    )
 
 
 class StateKeeper(keras.callbacks.Callback):
@@ -109,6 +115,8 @@ class StateKeeper(keras.callbacks.Callback):
         if self.resumed is None:
             self._save()  # epoch 0: a run stopped during its first epoch resumes from here
             return
+        if self.resumed.random is not None:  # dropout and co. draw on as the unbroken run did
+            restore_random_state(self.model, self.resumed.folder, self.resumed.random)
         for callback, saved in zip(self.callbacks, self.resumed.callbacks, strict=False):
             if type(callback).__name__ == saved["class"]:
                 _restore_progress(callback, saved, self.resumed.folder)
@@ -154,6 +162,7 @@ class StateKeeper(keras.callbacks.Callback):
                 "saved_at": utc_now(),
                 "history": self.history,
                 "callbacks": progress,
+                "random": save_random_state(self.model, partial),  # last: as training goes on
             },
         )
         shutil.rmtree(root / name, ignore_errors=True)  # a resumed run redoing this epoch

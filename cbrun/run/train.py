@@ -36,6 +36,7 @@ from cbrun.run.build import build_callbacks, build_dataset, build_model, import_
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.safeguards import SafetyChecks
 from cbrun.run.state import RunLock, SavedState, StateKeeper
+from cbrun.run.stray_output import stdout_kept_clean, stdout_to_stderr
 
 keras = import_keras()
 
@@ -50,6 +51,7 @@ class TrainResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
+@stdout_kept_clean  # stdout is for the run directory alone
 def train(
     config_paths: Path | list[Path],
     overrides: list[str] | None = None,
@@ -127,6 +129,8 @@ def run(
 ) -> TrainResult:
     """Fit, evaluate and record a prepared run (new, or resumed from `resumed`)."""
     lock = RunLock(run_dir).acquire()  # a resume of a run still training here is refused
+    stray_output = stdout_to_stderr(run_dir / "train.log")  # prints of callbacks, Keras' verbose
+    stray_output.__enter__()
     clock = Stopwatch()
     reporter.print(f"[bold]cbrun[/] {config.experiment.name}: {run_dir}")
     reporter.print(
@@ -187,6 +191,7 @@ def run(
         add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
         write_json_atomic(run_dir / RUN_RECORD, record)
         guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
+        stray_output.__exit__(None, None, None)
         lock.release()
     if exit_code == 0:
         reporter.print(_summary_table(record))
@@ -199,7 +204,7 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
     internal_first = [_LearningRateLogger()]
     internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
     return model.fit(
-        **speed.fit_inputs(dataset, training, config.experiment.seed),
+        **speed.fit_inputs(dataset, training, config.experiment.seed, passes_done=keeper.epoch),
         epochs=training.epochs,
         steps_per_epoch=training.steps_per_epoch,
         validation_steps=training.validation_steps if dataset.validation is not None else None,
