@@ -199,7 +199,9 @@ def find_runs(runs_dir: Path, depth: int = 6) -> list[Path]:
 def _collect(folder: Path, depth: int) -> list[Path]:
     if is_run_dir(folder) and ((folder / RUN_RECORD).exists() or (folder / CONFIG_FILE).exists()):
         return [folder]
-    children = sorted(p for p in folder.iterdir() if p.is_dir()) if depth > 0 else []
+    # mlartifacts/: the mlflow callback's default artifact store, copies of runs' records.
+    children = sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "mlartifacts")
+    children = children if depth > 0 else []
     inner = [run for child in children for run in _collect(child, depth - 1)]
     return inner or ([folder] if is_run_dir(folder) else [])
 
