@@ -205,6 +205,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         write_json_atomic(sweep_dir / SWEEP_RECORD, record)
     write_text_atomic(sweep_dir / SUMMARY_CSV, _summary_csv(record))
     _plot(sweep_dir, record, console)
+    _hparams(sweep_dir, record, console)
     console.print(_summary_table(record))
     if interrupted:
         console.print(f"interrupted; run the rest with: cbrun sweep --resume {sweep_dir}")
@@ -353,6 +354,16 @@ def _plot(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
         plot_metric(record, sweep_dir / PLOT_FILE)
     except CbrunError as error:
         console.print(f"[yellow]no plot:[/] {error.render()}")
+
+
+def _hparams(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
+    """TensorBoard's HParams dashboard of the trials (`cbrun board SWEEP_DIR` shows it)."""
+    try:
+        from cbrun.sweeps.hparams import write_hparams
+
+        write_hparams(sweep_dir, record)
+    except (ImportError, OSError, ValueError, CbrunError) as error:  # the sweep itself is done
+        console.print(f"[yellow]no HParams summaries:[/] {type(error).__name__}: {error}")
 
 
 def _import_tune() -> None:

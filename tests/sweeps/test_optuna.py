@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cbrun.experiment.sweep_space import SweepSection, expand
-from conftest import run_dirs
+from cbrun.inspect.runs import find_runs  # the trials' runs, as `cbrun runs` finds them
 
 optuna = pytest.importorskip("optuna")
 
@@ -88,7 +88,7 @@ def test_a_crashed_trial_is_kept_with_its_error_and_resume_continues_the_study(
         assert [trial.intermediate_values[e] for e in sorted(trial.intermediate_values)] == (
             history["val_loss"]
         )
-    assert len(run_dirs(sweep_dir)) == 4  # the failed runs stay beside the new ones
+    assert len(find_runs(sweep_dir)) == 4  # the failed runs stay beside the new ones
 
 
 def test_the_median_pruner_stops_trials_worse_than_the_median_at_their_epoch(make_config, cli):
