@@ -386,7 +386,15 @@ def sweep(
     ] = None,
     trials: Annotated[
         Optional[int],  # noqa: UP045
-        typer.Option(min=1, help="Random draws per grid combination."),
+        typer.Option(min=1, help="Random draws per grid combination (random, optuna: in all)."),
+    ] = None,
+    search: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help='grid, random or optuna (pip install "cbrun[optuna]").'),
+    ] = None,
+    pruner: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="optuna: none, median or hyperband, from each epoch's metric."),
     ] = None,
     metric: Annotated[
         Optional[str],  # noqa: UP045
@@ -420,7 +428,7 @@ def sweep(
         typer.Option(help="A sweep directory: run again the trials that did not complete."),
     ] = None,
 ) -> None:
-    """Run a grid/random search as ordinary runs; ranks them and prints the sweep directory."""
+    """Run a grid, random or Optuna search as ordinary runs; ranks them, prints the sweep dir."""
     from cbrun.sweeps.executors import Resources
     from cbrun.sweeps.runner import sweep_command
 
@@ -431,6 +439,8 @@ def sweep(
         "trials": trials,
         "metric": metric,
         "direction": direction,
+        "search": search,
+        "pruner": pruner,
     }
     result = sweep_command(config, set_ or [], search, resources, runs_dir, resume)
     _stdout(str(result.sweep_dir))

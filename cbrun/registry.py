@@ -173,6 +173,7 @@ callbacks = Registry(
         "cbrun.callbacks.magnitude_pruning",
         "cbrun.callbacks.augmentation_schedule",
         "cbrun.callbacks.metrics_jsonl",
+        "cbrun.callbacks.mlflow_tracking",
         "cbrun.callbacks.reduce_lr_on_plateau",
         "cbrun.callbacks.terminate_on_nan",
         "cbrun.callbacks.backup_and_restore",

@@ -74,11 +74,29 @@ class Distribution:
         return rng.uniform(low, high)
 
 
+SEARCHES = ("grid", "random", "optuna")
+PRUNERS = ("none", "median", "hyperband")
+
+
 class SweepSection(StrictModel):
     """A search over config keys, run by `cbrun sweep` (`cbrun train` ignores this section).
 
-    Every grid combination is crossed with `trials` random draws; each trial is an ordinary run.
+    `search: grid` (the default) crosses every grid combination with `trials` random draws;
+    `random` draws `trials` points, grid values as uniform choices; `optuna` lets Optuna's TPE
+    choose `trials` points from the same space. Each trial is an ordinary run.
     """
+
+    search: Literal["grid", "random", "optuna"] = Field(
+        "grid",
+        description="grid: every grid combination x `trials` random draws; random: `trials` "
+        "seeded draws of every key; optuna: `trials` points chosen by Optuna's TPE sampler "
+        '(pip install "cbrun[optuna]").',
+    )
+    pruner: Literal["none", "median", "hyperband"] = Field(
+        "none",
+        description="optuna only: stop unpromising trials from their per-epoch `metric` "
+        "(Optuna's MedianPruner or HyperbandPruner).",
+    )
 
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
@@ -91,7 +109,9 @@ class SweepSection(StrictModel):
         "randint(a, b) (inclusive) or choice(v1, v2, ...).",
     )
     trials: PositiveInt | None = Field(
-        None, description="Random draws per grid combination (needs `random`; default 1)."
+        None,
+        description="grid: random draws per grid combination (needs `random`; default 1); "
+        "random and optuna: how many trials in all (required).",
     )
     metric: str = Field(
         "val_loss",
@@ -132,10 +152,20 @@ class SweepSection(StrictModel):
         both = sorted(set(self.grid) & set(self.random))
         if both:
             problem = f"`{both[0]}` is both a grid key and a random key; pick one"
-        elif self.trials is not None and not self.random:
+        elif self.search == "grid" and self.trials is not None and not self.random:
             problem = "`trials` counts random draws: add random keys (--random) or drop it"
         elif not self.grid and not self.random:
             problem = "nothing to sweep: give grid and/or random keys (--grid, --random)"
+        elif self.search != "grid" and self.trials is None:
+            problem = f"search `{self.search}` needs `trials`, the number of trials (--trials)"
+        elif self.pruner != "none" and self.search != "optuna":
+            problem = f"pruner `{self.pruner}` prunes Optuna trials: set search to optuna"
+        elif self.pruner != "none" and self.metric.startswith("test_"):
+            problem = (
+                f"pruner `{self.pruner}` judges trials by their per-epoch metric, and "
+                f"`{self.metric}` exists only after training: rank by a history metric "
+                "such as val_loss"
+            )
         if problem:
             raise CbrunError(f"sweep: {problem}")
         return self
@@ -162,9 +192,24 @@ class Trial:
 
 
 def expand(sweep: SweepSection, seed: int) -> list[Trial]:
-    """Every grid combination crossed with `trials` seeded random draws, numbered from 0."""
+    """The trials of a grid or random search, numbered from 0 (optuna: params still unknown).
+
+    grid: every grid combination crossed with `trials` seeded random draws; random: `trials`
+    seeded draws of every key, each grid key a uniform choice among its values.
+    """
     rng = random.Random(sweep.seed if sweep.seed is not None else seed)
     distributions = {key: Distribution.parse(text) for key, text in sweep.random.items()}
+    if sweep.search == "optuna":
+        return [Trial(index, {}) for index in range(sweep.trials or 1)]
+    if sweep.search == "random":
+        distributions = {
+            **{key: Distribution("choice", tuple(values)) for key, values in sweep.grid.items()},
+            **distributions,
+        }
+        return [
+            Trial(index, {key: dist.sample(rng) for key, dist in distributions.items()})
+            for index in range(sweep.trials or 1)
+        ]
     draws = (sweep.trials or 1) if distributions else 1
     trials: list[Trial] = []
     for point in itertools.product(*sweep.grid.values()):
@@ -173,6 +218,20 @@ def expand(sweep: SweepSection, seed: int) -> list[Trial]:
             params.update({key: dist.sample(rng) for key, dist in distributions.items()})
             trials.append(Trial(len(trials), params))
     return trials
+
+
+def probe_trials(sweep: SweepSection) -> list[Trial]:
+    """For a search whose points are chosen as it runs (optuna): trials that together set
+    every key to each of its values or ends, so bad values fail before any trial runs."""
+    candidates = {key: list(values) for key, values in sweep.grid.items()}
+    for key, text in sweep.random.items():
+        dist = Distribution.parse(text)
+        candidates[key] = list(dist.args)
+    first = {key: values[0] for key, values in candidates.items()}
+    probes = [Trial(0, first)]
+    for key, values in candidates.items():
+        probes += [Trial(len(probes), first | {key: value}) for value in values[1:]]
+    return probes
 
 
 def parse_grid_flag(flag: str) -> tuple[str, list[Any]]:

@@ -202,9 +202,11 @@ def find_runs(runs_dir: Path, depth: int = 6) -> list[Path]:
 def _collect(folder: Path, depth: int) -> list[Path]:
     if is_run_dir(folder) and ((folder / RUN_RECORD).exists() or (folder / CONFIG_FILE).exists()):
         return [folder]
-    children = (
-        sorted(p for p in folder.iterdir() if p.is_dir() and p.name != TRASH) if depth > 0 else []
-    )
+    # .trash/: runs `cbrun rm` moved away; mlartifacts/: the mlflow callback's default
+    # artifact store, copies of runs' records.
+    skipped = (TRASH, "mlartifacts")
+    children = sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in skipped)
+    children = children if depth > 0 else []
     inner = [run for child in children for run in _collect(child, depth - 1)]
     return inner or ([folder] if is_run_dir(folder) else [])
 

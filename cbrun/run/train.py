@@ -190,6 +190,7 @@ def run(
         record.update(ended_at=utc_now(), duration_seconds=clock.seconds())
         add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
         write_json_atomic(run_dir / RUN_RECORD, record)
+        _notify_run_end(callbacks, record, reporter)  # e.g. mlflow ends its run with the status
         guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
         stray_output.__exit__(None, None, None)
         lock.release()
@@ -197,6 +198,21 @@ def run(
         reporter.print(_summary_table(record))
     reporter.close()
     return TrainResult(run_dir, record["status"], exit_code, record)
+
+
+def _notify_run_end(callbacks: list[Any], record: dict[str, Any], reporter: Reporter) -> None:
+    """Callbacks with `on_run_end(record)` see the final run record, however the run ended."""
+    for callback in callbacks:
+        hook = getattr(callback, "on_run_end", None)
+        if hook is None:
+            continue
+        try:
+            hook(record)
+        except Exception as error:  # the run is over and recorded: report, do not fail it
+            reporter.print(
+                f"[yellow]warning:[/] {type(callback).__name__}.on_run_end failed: "
+                f"{type(error).__name__}: {error}"
+            )
 
 
 def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -49,6 +50,16 @@ def run_trial(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any
     command = train_command(config, overrides, runs_dir)
     done = subprocess.run(command, capture_output=True, text=True)  # inherits CUDA_VISIBLE_DEVICES
     return outcome(done.returncode, done.stdout, done.stderr)
+
+
+def stop_trial(process: subprocess.Popen, timeout: float = 120) -> None:
+    """SIGTERM a trial process, so `cbrun train` records its interrupted run; kill if stuck."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def train_command(config: str, overrides: list[str], runs_dir: str) -> list[str]:

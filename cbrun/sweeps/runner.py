@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cbrun.core.console import format_number, make_console
-from cbrun.core.errors import CbrunError
+from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import (
     RUN_RECORD,
     Stopwatch,
@@ -26,11 +26,14 @@ from cbrun.core.run_dir import (
 )
 from cbrun.experiment.config import load_config
 from cbrun.experiment.sweep_space import (
+    PRUNERS,
+    SEARCHES,
     SweepSection,
     Trial,
     expand,
     parse_grid_flag,
     parse_random_flag,
+    probe_trials,
 )
 from cbrun.sweeps.executors import Resources, TrialJob, execute, import_ray
 from cbrun.sweeps.tune import SCHEDULERS
@@ -39,6 +42,7 @@ SWEEP_RECORD = "sweep.json"
 FINISHED = ("completed", "stopped")  # stopped: ended early by a Ray Tune scheduler
 SUMMARY_CSV = "summary.csv"
 PLOT_FILE = "metric_vs_params.png"
+KEPT = ("trial", "params", "attempts", "optuna_trial")  # what a trial's new result keeps
 
 
 @dataclass
@@ -57,9 +61,12 @@ def start_sweep(
 ) -> SweepResult:
     """Expand `sweep` over the config, check every trial, then run them in a new sweep dir."""
     config, _ = load_config(config_path, overrides)
-    trials = expand(sweep.checked(), config.experiment.seed)
+    _check_search(sweep.checked().search, resources)
+    trials = expand(sweep, config.experiment.seed)
     config_file = str(config_path.resolve())
-    max_epochs = _validate_trials(config_file, overrides, trials)
+    # Optuna picks its points as it runs: check every key at each of its values or ends.
+    checked = probe_trials(sweep) if sweep.search == "optuna" else trials
+    max_epochs = _validate_trials(config_file, overrides, checked)
     parent = Path(runs_dir or config.output.runs_dir).resolve() / config.experiment.name
     sweep_dir = create_run_dir(parent, "sweeps")
     record = {
@@ -70,6 +77,7 @@ def start_sweep(
         "metric": sweep.metric,
         "direction": sweep.resolved_direction,
         "search": sweep.model_dump(mode="json"),
+        "seed": sweep.seed if sweep.seed is not None else config.experiment.seed,
         "max_epochs": max_epochs,
         "started_at": utc_now(),
         "trials": [
@@ -83,11 +91,26 @@ def start_sweep(
 def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
     """Run again every trial of `sweep_dir` that did not complete; completed ones are kept."""
     record = read_json(sweep_dir / SWEEP_RECORD)
+    _check_search(record["search"].get("search", "grid"), resources)
     trials = [Trial(i, item["params"]) for i, item in enumerate(record["trials"])]
     todo = [t for t in trials if record["trials"][t.index]["status"] not in FINISHED]
     _validate_trials(record["config"], record["overrides"], todo)
     record["status"] = "running"
     return _run(sweep_dir, record, resources)
+
+
+def _check_search(search: str, resources: Resources) -> None:
+    """An optuna search runs on the local pool, with Optuna installed (exit 2 otherwise)."""
+    if search != "optuna":
+        return
+    if resources.backend != "local" or resources.scheduler:
+        raise CbrunError(
+            "sweep.search `optuna` runs its trials on the local pool (--backend local), "
+            "and prunes with sweep.pruner instead of --scheduler"
+        )
+    from cbrun.sweeps.optuna_search import import_optuna
+
+    import_optuna()
 
 
 def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]) -> int:
@@ -133,7 +156,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
 
     def finished(index: int, outcome: dict[str, Any]) -> None:
         # A fresh entry, so nothing (an old error, say) is left over from an earlier attempt.
-        kept = {key: items[index][key] for key in ("trial", "params", "attempts")}
+        kept = {k: items[index][k] for k in KEPT if k in items[index]}
         result = _trial_result(sweep_dir, outcome, record["metric"], record["direction"])
         item = items[index] = kept | result
         done = sum(1 for i in todo if items[i]["status"] != "running")
@@ -147,7 +170,14 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
 
     interrupted = False
     try:
-        if resources.scheduler:
+        if record["search"].get("search") == "optuna":
+            from cbrun.sweeps.optuna_search import run_study
+
+            def check(trial: Trial) -> None:
+                _validate_trials(record["config"], record["overrides"], [trial])
+
+            record["backend"] |= run_study(sweep_dir, record, todo, resources, finished, check)
+        elif resources.scheduler:
             from cbrun.sweeps.tune import run_with_scheduler
 
             record["backend"] |= run_with_scheduler(
@@ -175,6 +205,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         write_json_atomic(sweep_dir / SWEEP_RECORD, record)
     write_text_atomic(sweep_dir / SUMMARY_CSV, _summary_csv(record))
     _plot(sweep_dir, record, console)
+    _hparams(sweep_dir, record, console)
     console.print(_summary_table(record))
     if interrupted:
         console.print(f"interrupted; run the rest with: cbrun sweep --resume {sweep_dir}")
@@ -325,6 +356,16 @@ def _plot(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]no plot:[/] {error.render()}")
 
 
+def _hparams(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
+    """TensorBoard's HParams dashboard of the trials (`cbrun board SWEEP_DIR` shows it)."""
+    try:
+        from cbrun.sweeps.hparams import write_hparams
+
+        write_hparams(sweep_dir, record)
+    except (ImportError, OSError, ValueError, CbrunError) as error:  # the sweep itself is done
+        console.print(f"[yellow]no HParams summaries:[/] {type(error).__name__}: {error}")
+
+
 def _import_tune() -> None:
     try:
         import ray.tune  # noqa: F401
@@ -356,22 +397,32 @@ def plan_search(
     trials: int | None = None,
     metric: str | None = None,
     direction: str | None = None,
+    search: str | None = None,
+    pruner: str | None = None,
 ) -> SweepSection:
     """The config's `sweep:` section with the command's flags merged in (flags win per key)."""
     config, _ = load_config(config_path, overrides)
-    search = config.sweep or SweepSection()
-    search.grid = search.grid | dict(parse_grid_flag(flag) for flag in grid)
-    search.random = search.random | dict(parse_random_flag(flag) for flag in random)
+    section = config.sweep or SweepSection()
+    for flag, value, choices in (("search", search, SEARCHES), ("pruner", pruner, PRUNERS)):
+        if value is not None and value not in choices:
+            raise CbrunError(
+                f"--{flag}: `{value}` is not one of: {', '.join(choices)}."
+                f"{did_you_mean(value, choices)}"
+            )
+    section.search = search or section.search  # type: ignore[assignment]
+    section.pruner = pruner or section.pruner  # type: ignore[assignment]
+    section.grid = section.grid | dict(parse_grid_flag(flag) for flag in grid)
+    section.random = section.random | dict(parse_random_flag(flag) for flag in random)
     if trials is not None:
-        search.trials = trials
+        section.trials = trials
     if metric is not None:
-        search.metric = metric
+        section.metric = metric
     if direction is not None:
         if direction not in ("min", "max"):
             raise CbrunError(f"--direction: expected `min` or `max`, got `{direction}`")
-        search.direction = direction
+        section.direction = direction
     try:
-        return SweepSection.model_validate(search.model_dump())
+        return SweepSection.model_validate(section.model_dump())
     except ValidationError as error:
         problem = error.errors(include_url=False)[0]
         key = ".".join(map(str, problem["loc"]))

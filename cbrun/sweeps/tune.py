@@ -13,7 +13,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -21,7 +20,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cbrun.sweeps.executors import Report, Resources, TrialJob, import_ray, outcome, start_ray
+from cbrun.sweeps.executors import (
+    Report,
+    Resources,
+    TrialJob,
+    import_ray,
+    outcome,
+    start_ray,
+    stop_trial,
+)
 from cbrun.sweeps.executors import train_command as command_for
 
 SCHEDULERS = ("asha", "median")
@@ -134,12 +141,7 @@ def _trainable(tune: Any) -> type:
                 time.sleep(POLL_SECONDS)
 
         def cleanup(self) -> None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=120)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
+            stop_trial(self.process)
             self.out.close()
             self.err.close()
 

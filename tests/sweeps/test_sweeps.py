@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from cbrun.experiment.sweep_space import SweepSection, expand
-from conftest import TINY, merge, run_dirs
+from cbrun.inspect.runs import find_runs  # the trials' runs, as `cbrun runs` finds them
+from conftest import TINY, merge
 
 GRID = [
     "--grid",
@@ -31,7 +32,7 @@ def _check_complete_grid(sweep_dir: Path, record: dict) -> None:
     """Four completed trials, each an ordinary run directory with its model and history."""
     assert record["status"] == "completed"
     assert [t["status"] for t in record["trials"]] == ["completed"] * 4
-    runs = run_dirs(sweep_dir)
+    runs = find_runs(sweep_dir)
     assert len(runs) == 4
     assert sorted(str(p.relative_to(sweep_dir)) for p in runs) == sorted(
         t["run_dir"] for t in record["trials"]
@@ -129,7 +130,7 @@ def test_failed_trial_is_recorded_and_resume_reruns_only_it(make_config, cli, ru
     assert good_again == good  # kept, not re-run
     assert (good_again["attempts"], bad_again["attempts"]) == (1, 2)
     assert bad_again["run_dir"] != bad["run_dir"]  # a new run; the failed one is kept
-    assert len(run_dirs(sweep_dir)) == 3
+    assert len(find_runs(sweep_dir)) == 3
     assert (sweep_dir / good["run_dir"] / "run.json").read_text() == good_run_json
 
 
@@ -246,3 +247,44 @@ def test_asha_on_ray_stops_bad_trials_early(make_config, cli, runs_dir, tmp_path
         assert run["status"] == "interrupted" and run["signal"] == "SIGTERM"
         assert 1 <= run["epochs_completed"] < 3
     assert record["ranking"][0] == "trial-000"
+
+
+def test_sweep_writes_hparams_summaries_tensorboard_reads_back(pool_sweep):
+    """Every trial is an HParams session with its values and metrics, read by TensorBoard."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+    from tensorboard.plugins.hparams import metadata
+    from tensorboard.util.tensor_util import make_ndarray
+
+    sweep_dir, record = pool_sweep
+    events = EventMultiplexer()
+    events.AddRunsFromDirectory(str(sweep_dir / "hparams"))
+    events.Reload()
+    trials = {item["trial"]: item for item in record["trials"]}
+    assert set(events.Runs()) == {".", *trials}
+
+    def scalar(run: str, tag: str) -> float:
+        [event] = events.Tensors(run, tag)  # TensorBoard reads scalars as tensors
+        return float(make_ndarray(event.tensor_proto))
+
+    [experiment] = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)["."].values()
+    experiment = metadata.parse_experiment_plugin_data(experiment)
+    domains = {
+        h.name: [v.number_value for v in h.domain_discrete.values] for h in experiment.hparam_infos
+    }
+    assert domains == {
+        "compile.optimizer.learning_rate": [0.001, 0.01],  # TensorBoard sorts them
+        "training.batch_size": [16.0, 32.0],
+    }
+    metric_tags = [m.name.tag for m in experiment.metric_infos]
+    assert metric_tags[0] == "val_loss"
+    assert {"final/loss", "final/val_accuracy", "test/accuracy"} <= set(metric_tags)
+
+    for name, item in trials.items():
+        [content] = events.PluginRunToTagToContent(metadata.PLUGIN_NAME)[name].values()
+        session = metadata.parse_session_start_info_plugin_data(content)
+        assert session.group_name == name
+        values = {key: value.number_value for key, value in session.hparams.items()}
+        assert values == pytest.approx(item["params"])
+        assert scalar(name, "val_loss") == pytest.approx(item["metric"])
+        run = json.loads((sweep_dir / item["run_dir"] / "run.json").read_text())
+        assert scalar(name, "test/accuracy") == pytest.approx(run["test_metrics"]["accuracy"])
