@@ -3,6 +3,8 @@ any kind of classifier output, matplotlib figures without pyplot, and looping GI
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,22 @@ def grid_shape(count: int) -> tuple[int, int]:
     return int(np.ceil(count / columns)), columns
 
 
+def mosaic(tiles: np.ndarray, columns: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Tiles (n × h × w [× 3]) laid out in rows of `columns`, `pad` pixels of `fill` between.
+
+    One image drawn with one `imshow` is far cheaper than a subplot per tile.
+    """
+    count, height, width = tiles.shape[:3]
+    rows = int(np.ceil(count / columns))
+    shape = (rows * (height + pad) + pad, columns * (width + pad) + pad, *tiles.shape[3:])
+    canvas = np.full(shape, fill, dtype="float32")
+    for index, tile in enumerate(tiles):
+        top = pad + (index // columns) * (height + pad)
+        left = pad + (index % columns) * (width + pad)
+        canvas[top : top + height, left : left + width] = tile
+    return canvas
+
+
 def epoch_frames(directory: Path, prefix: str = "epoch_") -> list[Path]:
     """`<prefix>NNN.png` files in epoch order (all of them, so a resumed run keeps the first's)."""
     return sorted(directory.glob(f"{prefix}*.png"), key=lambda p: int(p.stem[len(prefix) :]))
@@ -91,3 +109,60 @@ def assemble_gif(frames: list[Path], path: Path, frame_seconds: float) -> None:
         duration=int(frame_seconds * 1000),
         loop=0,
     )
+
+
+Writer = Callable[[Any, str, str, str], Path]
+"""`write(model, phase, stem, when)`: draw one picture (and its data) named `stem` for `phase`
+(`fit` or `evaluate`); `when` is its title's start, e.g. `epoch 5`."""
+
+
+@dataclass
+class PeriodicPictures:
+    """A callback that writes every `every` epochs and at the end of training, then a GIF of
+    all epoch frames; built once per phase, the `evaluate` one writes at each evaluation."""
+
+    every: int
+    write: Writer
+    directory: Path
+    gif: str
+    frame_seconds: float
+
+    def callback(self) -> Any:
+        import keras
+
+        spec = self
+
+        class Pictures(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self._in_fit = False
+                self._epoch: int | None = None
+                self._written: int | None = None
+
+            def on_train_begin(self, logs: dict | None = None) -> None:
+                self._in_fit = True
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                self._epoch = epoch + 1
+                if self._epoch % spec.every == 0:
+                    self._write_epoch()
+
+            def _write_epoch(self) -> None:
+                spec.write(self.model, "fit", f"epoch_{self._epoch:03d}", f"epoch {self._epoch}")
+                self._written = self._epoch
+
+            def on_train_end(self, logs: dict | None = None) -> None:
+                self._in_fit = False
+                if self._epoch is not None and self._written != self._epoch:
+                    self._write_epoch()  # the final model, also after an early stop
+                frames = epoch_frames(spec.directory)
+                if frames:
+                    assemble_gif(frames, spec.directory / spec.gif, spec.frame_seconds)
+
+            def on_test_end(self, logs: dict | None = None) -> None:
+                if self._in_fit:
+                    return  # a validation pass inside fit
+                number = len(list(spec.directory.glob("evaluate_*.png"))) + 1
+                spec.write(self.model, "evaluate", f"evaluate_{number:02d}", f"evaluation {number}")
+
+        return Pictures()
