@@ -171,6 +171,7 @@ callbacks = Registry(
         "cbrun.callbacks.gradient_norm_logger",
         "cbrun.callbacks.prediction_snapshots",
         "cbrun.callbacks.saliency_maps",
+        "cbrun.callbacks.activation_maps",
         "cbrun.callbacks.magnitude_pruning",
         "cbrun.callbacks.augmentation_schedule",
         "cbrun.callbacks.metrics_jsonl",

@@ -106,7 +106,7 @@ class SaliencyMapsParams(CallbackParams):
 
 def conv_layer(model: Any, name: str | None) -> Any:
     """The layer named `name`, or the model's last conv layer; a clear error if there is none."""
-    convs = [layer for layer in model.layers if _is_conv(layer)]
+    convs = [layer for layer in model.layers if is_conv(layer)]
     if name is None:
         if not convs:
             raise CbrunError(
@@ -129,7 +129,7 @@ def conv_layer(model: Any, name: str | None) -> Any:
     return layer
 
 
-def _is_conv(layer: Any) -> bool:
+def is_conv(layer: Any) -> bool:
     try:
         return "Conv" in type(layer).__name__ and len(layer.output.shape) == 4
     except (AttributeError, ValueError):  # a layer never called has no output

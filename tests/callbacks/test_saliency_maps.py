@@ -1,4 +1,4 @@
-"""saliency_maps on data where the answer is known: the class lives only in one corner.
+"""saliency_maps and activation_maps on data where the answer is known: the class is in a corner.
 
 8×8 images of uniform noise in [0, 0.5]; the top-left 3×3 corner holds a checkerboard (class 0)
 or its inverse (class 1) and nothing else tells the classes apart. Any model that classifies
@@ -42,7 +42,7 @@ CNN = {
                 "name": "last_conv",
             },
         },
-        {"class_name": "GlobalMaxPooling2D"},
+        {"class_name": "GlobalMaxPooling2D", "args": {"name": "pooled"}},
     ],
     "units": None,
 }
@@ -79,6 +79,17 @@ def corner(tmp_path_factory):
         for method in LEAST_SHARE
     ]
     callbacks[0]["phases"] = ["fit", "evaluate"]
+    callbacks += [
+        {"type": "activation_maps", "every": EVERY},
+        {
+            "type": "activation_maps",
+            "every": 4,
+            "layers": ["last_conv", "pooled"],
+            "channels": 4,
+            "samples": 3,
+            "directory": "pooled",
+        },
+    ]
     result = train_tiny(
         folder,
         {
@@ -268,3 +279,56 @@ def test_grad_cam_names_an_existing_conv_layer(cli, make_config, runs_dir, tmp_p
     assert result.exit_code == 2
     assert "has no layer `last_cnv`. Did you mean `last_conv`?" in result.stderr
     assert not list(runs_dir.glob("*/*"))
+
+
+# --- activation_maps on the same run ------------------------------------------------------
+
+
+def test_activation_maps_save_what_each_conv_layer_outputs(corner):
+    model = corner["model"]
+    x_val, y_val = corner["dataset"].validation
+    convs = [layer.name for layer in model.layers if "Conv" in type(layer).__name__]
+    assert len(convs) == 2
+    folder = corner["run_dir"] / "activations"
+    written = [f"epoch_{e:03d}" for e in range(EVERY, EPOCHS + 1, EVERY)]
+    assert sorted(p.stem for p in folder.glob("epoch_*.png")) == written
+    with np.load(folder / f"epoch_{EPOCHS:03d}.npz") as saved:
+        assert sorted(saved.files) == sorted([*convs, "indices", "labels"])
+        indices = saved["indices"]
+        np.testing.assert_array_equal(saved["labels"], y_val[indices])
+        for name in convs:
+            probe = keras.Model(model.inputs[0], model.get_layer(name).output)
+            expected = keras.ops.convert_to_numpy(probe(x_val[indices], training=False))
+            assert saved[name].shape == (2, 8, 8, 8)
+            np.testing.assert_allclose(saved[name], expected, rtol=1e-4, atol=1e-5)
+    with Image.open(folder / "activations.gif") as gif:
+        assert gif.n_frames == len(written)
+
+
+def test_activation_maps_of_named_layers_every_n_epochs_and_at_the_end(corner):
+    folder = corner["run_dir"] / "pooled"
+    assert sorted(p.stem for p in folder.glob("epoch_*.npz")) == ["epoch_004", "epoch_006"]
+    with np.load(folder / "epoch_006.npz") as saved:
+        assert saved["last_conv"].shape == (3, 8, 8, 8) and saved["pooled"].shape == (3, 8)
+        # global max pooling: each channel's maximum over the map
+        np.testing.assert_allclose(saved["pooled"], saved["last_conv"].max(axis=(1, 2)), rtol=1e-5)
+
+
+def test_activation_maps_name_existing_layers(cli, make_config, runs_dir, tmp_path):
+    x, y = corner_images(60, seed=2)
+    np.savez(tmp_path / "corner.npz", x=x, y=y)
+    data = {"type": "npz", "path": "corner.npz", "samples": None, "features": None, "classes": None}
+    config = make_config(
+        {
+            "data": data,
+            "model": CNN,
+            "callbacks": [{"type": "activation_maps", "layers": ["pooled", "last_cnv"]}],
+        }
+    )
+    result = cli("train", config)
+    assert result.exit_code == 2
+    assert "activation_maps.layers: the model has no layer `last_cnv`." in result.stderr
+    assert "Did you mean `last_conv`?" in result.stderr
+    assert not list(runs_dir.glob("*/*"))
+    tabular = cli("train", make_config({"callbacks": [{"type": "activation_maps"}]}))
+    assert tabular.exit_code == 2 and "the model has no conv layer" in tabular.stderr
