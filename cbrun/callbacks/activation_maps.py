@@ -11,12 +11,11 @@ from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
 from cbrun.callbacks.base import BuildContext, CallbackParams
 from cbrun.callbacks.saliency_maps import is_conv
 from cbrun.callbacks.visual import (
-    PeriodicPictures,
     class_names,
-    fixed_sample,
     grid_shape,
     mosaic,
-    split_arrays,
+    periodic_callback,
+    phase_samples,
 )
 from cbrun.callbacks.visual import figure as make_figure
 from cbrun.core.errors import CbrunError, did_you_mean
@@ -154,14 +153,7 @@ def plot_activations(
 @callbacks.register("activation_maps", ActivationMapsParams)
 def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
     dataset = ctx.dataset
-    seed = ctx.config.experiment.seed
-    samples = {}
-    if "fit" in params.phases:
-        data = split_arrays(dataset, params.split, "activation_maps")
-        samples["fit"] = fixed_sample(data, params.samples, seed)
-    if "evaluate" in params.phases:
-        data = split_arrays(dataset, "test", "activation_maps (evaluate)")
-        samples["evaluate"] = fixed_sample(data, params.samples, seed)
+    samples = phase_samples(params, ctx, "activation_maps")
     names = class_names(dataset) if dataset.task == "classification" else None
     folder = Path(ctx.path(params.directory))
 
@@ -183,10 +175,4 @@ def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
         figure.savefig(path)
         return path
 
-    return PeriodicPictures(
-        every=params.every,
-        write=write,
-        directory=folder,
-        gif=GIF_NAME,
-        frame_seconds=params.frame_seconds,
-    ).callback()
+    return periodic_callback(params, ctx, write, GIF_NAME)

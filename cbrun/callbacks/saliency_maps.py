@@ -17,13 +17,12 @@ from pydantic import (
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
 from cbrun.callbacks.visual import (
-    PeriodicPictures,
     class_names,
     class_probabilities,
-    fixed_sample,
     grid_shape,
     mosaic,
-    split_arrays,
+    periodic_callback,
+    phase_samples,
 )
 from cbrun.callbacks.visual import figure as make_figure
 from cbrun.core.errors import CbrunError, did_you_mean
@@ -384,15 +383,7 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
             f"is {shape} (for digits set data.as_images: true)"
         )
     seed = ctx.config.experiment.seed
-    samples = {}
-    if "fit" in params.phases:
-        samples["fit"] = fixed_sample(
-            split_arrays(dataset, params.split, "saliency_maps"), params.samples, seed
-        )
-    if "evaluate" in params.phases:
-        samples["evaluate"] = fixed_sample(
-            split_arrays(dataset, "test", "saliency_maps (evaluate)"), params.samples, seed
-        )
+    samples = phase_samples(params, ctx, "saliency_maps")
     classification = dataset.task == "classification"
     names = class_names(dataset) if classification else []
     features = dataset.feature_names or [f"feature {i}" for i in range(shape[0])]
@@ -455,10 +446,4 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
         figure.savefig(path)
         return path
 
-    return PeriodicPictures(
-        every=params.every,
-        write=write,
-        directory=Path(ctx.path(params.directory)),
-        gif=GIF_NAME,
-        frame_seconds=params.frame_seconds,
-    ).callback()
+    return periodic_callback(params, ctx, write, GIF_NAME)

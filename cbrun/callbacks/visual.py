@@ -166,3 +166,29 @@ class PeriodicPictures:
                 spec.write(self.model, "evaluate", f"evaluate_{number:02d}", f"evaluation {number}")
 
         return Pictures()
+
+
+def phase_samples(params: Any, ctx: Any, who: str) -> dict[str, tuple]:
+    """The fixed sample of each phase in `params.phases`: `fit` from `params.split`,
+    `evaluate` from the test split (indices, x, y)."""
+    seed = ctx.config.experiment.seed
+    samples = {}
+    if "fit" in params.phases:
+        data = split_arrays(ctx.dataset, params.split, who)
+        samples["fit"] = fixed_sample(data, params.samples, seed)
+    if "evaluate" in params.phases:
+        data = split_arrays(ctx.dataset, "test", f"{who} (evaluate)")
+        samples["evaluate"] = fixed_sample(data, params.samples, seed)
+    return samples
+
+
+def periodic_callback(params: Any, ctx: Any, write: Writer, gif: str) -> Any:
+    """The Keras callback calling `write` every `params.every` epochs, at the end and at each
+    evaluation, with the GIF `gif` in `params.directory`."""
+    return PeriodicPictures(
+        every=params.every,
+        write=write,
+        directory=Path(ctx.path(params.directory)),
+        gif=gif,
+        frame_seconds=params.frame_seconds,
+    ).callback()
