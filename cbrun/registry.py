@@ -170,6 +170,8 @@ callbacks = Registry(
         "cbrun.callbacks.timing_logger",
         "cbrun.callbacks.gradient_norm_logger",
         "cbrun.callbacks.prediction_snapshots",
+        "cbrun.callbacks.saliency_maps",
+        "cbrun.callbacks.activation_maps",
         "cbrun.callbacks.magnitude_pruning",
         "cbrun.callbacks.augmentation_schedule",
         "cbrun.callbacks.metrics_jsonl",

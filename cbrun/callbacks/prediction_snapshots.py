@@ -9,7 +9,19 @@ import numpy as np
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
-from cbrun.core.errors import CbrunError
+from cbrun.callbacks.visual import (
+    assemble_gif,
+    class_names,
+    class_probabilities,
+    epoch_frames,
+    fixed_sample,
+    grid_shape,
+    is_image_shape,
+    split_arrays,
+)
+from cbrun.callbacks.visual import (
+    figure as make_figure,
+)
 from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
 
@@ -37,30 +49,10 @@ class PredictionSnapshotsParams(FitOnlyParams):
         return [self.directory.rstrip("/") + "/"]
 
 
-def _probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Class probabilities from softmax outputs, logits, or one sigmoid (or logit) column."""
-    if outputs.shape[1] == 1:
-        positive = (
-            outputs if 0 <= outputs.min() <= outputs.max() <= 1 else 1 / (1 + np.exp(-outputs))
-        )
-        return np.concatenate([1 - positive, positive], axis=1)
-    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-3):
-        return outputs
-    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
-    return shifted / shifted.sum(axis=1, keepdims=True)
-
-
-def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=80, layout="constrained")
-
-
 def plot_images(x: np.ndarray, y: np.ndarray, probabilities: np.ndarray, names: list[str]) -> Any:
     """A grid of images titled `predicted (probability) / true`, wrong predictions in red."""
-    columns = int(np.ceil(np.sqrt(len(x))))
-    rows = int(np.ceil(len(x) / columns))
-    figure = _figure(1.4 * columns, 1.55 * rows + 0.3)
+    rows, columns = grid_shape(len(x))
+    figure = make_figure(1.4 * columns, 1.55 * rows + 0.3)
     predicted = probabilities.argmax(axis=1)
     for index, image in enumerate(x):
         axes = figure.add_subplot(rows, columns, index + 1)
@@ -78,7 +70,7 @@ def plot_images(x: np.ndarray, y: np.ndarray, probabilities: np.ndarray, names: 
 
 def plot_class_probabilities(y: np.ndarray, probabilities: np.ndarray, names: list[str]) -> Any:
     """Each sample's predicted class probabilities as a heat map row; the true class boxed."""
-    figure = _figure(1.2 + 0.45 * len(names), 1.0 + 0.22 * len(y))
+    figure = make_figure(1.2 + 0.45 * len(names), 1.0 + 0.22 * len(y))
     axes = figure.add_subplot()
     image = axes.imshow(probabilities, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     axes.scatter(y, np.arange(len(y)), marker="s", s=60, facecolors="none", edgecolors="red")
@@ -92,7 +84,7 @@ def plot_class_probabilities(y: np.ndarray, probabilities: np.ndarray, names: li
 
 def plot_regression(y: np.ndarray, predicted: np.ndarray) -> Any:
     """Predicted against true values with the diagonal of perfect predictions."""
-    figure = _figure(4.2, 4.2)
+    figure = make_figure(4.2, 4.2)
     axes = figure.add_subplot()
     true, guess = y.ravel(), predicted.ravel()
     low, high = float(min(true.min(), guess.min())), float(max(true.max(), guess.max()))
@@ -104,36 +96,15 @@ def plot_regression(y: np.ndarray, predicted: np.ndarray) -> Any:
     return figure
 
 
-def assemble_gif(frames: list[Path], path: Path, frame_seconds: float) -> None:
-    """An endlessly looping GIF of the PNG `frames`, in order."""
-    from PIL import Image
-
-    images = [Image.open(frame).convert("RGB") for frame in frames]
-    images[0].save(
-        path,
-        save_all=True,
-        append_images=images[1:],
-        duration=int(frame_seconds * 1000),
-        loop=0,
-    )
-
-
 @callbacks.register("prediction_snapshots", PredictionSnapshotsParams)
 def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -> Any:
     import keras
 
     dataset = ctx.dataset
-    if dataset.validation is None:
-        raise CbrunError(
-            "needs validation data to plot; set data.split.validation above 0 "
-            "(or data.validation_path)"
-        )
-    x_val, y_val = dataset.validation
-    rng = np.random.default_rng(ctx.config.experiment.seed)
-    chosen = np.sort(rng.permutation(len(x_val))[: params.samples])
-    x, y = x_val[chosen], y_val[chosen]
-    names = dataset.class_names or [str(c) for c in range(dataset.output_units)]
-    images = len(dataset.input_shape) == 3 and dataset.input_shape[-1] in (1, 3)
+    validation = split_arrays(dataset, "validation", "prediction_snapshots")
+    _, x, y = fixed_sample(validation, params.samples, ctx.config.experiment.seed)
+    names = class_names(dataset)
+    images = is_image_shape(dataset.input_shape)
     directory = Path(ctx.path(params.directory))
 
     class PredictionSnapshots(keras.callbacks.Callback):
@@ -149,7 +120,7 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
                 self.model.predict(x, batch_size=len(x), verbose=0), dtype="float64"
             )
             if dataset.task == "classification":
-                probabilities = _probabilities(outputs.reshape(len(x), -1))
+                probabilities = class_probabilities(outputs.reshape(len(x), -1))
                 figure = (
                     plot_images(x, y, probabilities, names)
                     if images
@@ -169,7 +140,7 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
 
         def on_train_end(self, logs: dict | None = None) -> None:
             # All frames, so that a resumed run's GIF starts with the first session's.
-            frames = sorted(directory.glob("epoch_*.png"), key=lambda p: int(p.stem[6:]))
+            frames = epoch_frames(directory)
             if frames:
                 assemble_gif(frames, directory / GIF_NAME, params.frame_seconds)
 

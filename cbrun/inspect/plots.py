@@ -1,4 +1,4 @@
-"""Learning-curve PNGs with matplotlib's Agg renderer (no display, no pyplot global state)."""
+"""Learning-curve and evaluation PNGs with matplotlib's Agg renderer (no display, no pyplot)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import io
 import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from cbrun.callbacks.visual import figure
 
 PLOTS_DIR = "plots"
 Series = tuple[list[int], list[float]]
@@ -37,9 +41,7 @@ def _spread(count: int, epochs: list[int]) -> list[int]:
 
 
 def _figure(width: float, height: float) -> Any:
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return figure(width, height, dpi=100)
 
 
 def _style_axes(axes: Any, name: str, values: list[float]) -> None:
@@ -110,4 +112,101 @@ def plot_overlay(histories: dict[str, dict[str, Any]], path: Path) -> Path:
         _style_axes(axes, name, values)
         axes.legend(fontsize="small")
     path.write_bytes(_png(figure))
+    return path
+
+
+def plot_confusion_matrix(counts: list[list[int]], labels: list[str], path: Path) -> Path:
+    """Counts and row-normalised (each true class sums to 1) side by side, names on the axes."""
+    matrix = np.asarray(counts, dtype="float64")
+    totals = matrix.sum(axis=1, keepdims=True)
+    normalised = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    size = len(labels)
+    side = min(2.2 + 0.45 * size, 9.0)
+    fig = _figure(2 * side + 0.8, side + 0.5)
+    for index, (values, title, fmt) in enumerate(
+        (
+            (matrix, f"counts ({int(matrix.sum())} samples)", "{:.0f}"),
+            (normalised, "row-normalised (recall on the diagonal)", "{:.2f}"),
+        )
+    ):
+        axes = fig.add_subplot(1, 2, index + 1)
+        image = axes.imshow(values, cmap="Greens", vmin=0, vmax=1 if index else None)
+        fig.colorbar(image, ax=axes, shrink=0.8)
+        axes.set_title(title, fontsize=10)
+        axes.set_xlabel("predicted class")
+        axes.set_ylabel("true class")
+        ticks = range(size)
+        font = 8 if size <= 15 else 6
+        axes.set_xticks(ticks, labels, rotation=45 if size > 6 else 0, ha="right", fontsize=font)
+        axes.set_yticks(ticks, labels, fontsize=font)
+        if size <= 20:
+            middle = values.max() / 2 if values.max() > 0 else 0.5
+            for row in range(size):
+                for column in range(size):
+                    value = values[row, column]
+                    axes.text(
+                        column,
+                        row,
+                        fmt.format(value),
+                        ha="center",
+                        va="center",
+                        fontsize=9 if size <= 10 else 6,
+                        color="white" if value > middle else "black",
+                    )
+    path.write_bytes(_png(fig))
+    return path
+
+
+def plot_roc(roc: dict[str, Any], path: Path) -> Path:
+    """The ROC curve of the positive class with its AUC; the diagonal is chance."""
+    fig = _figure(4.8, 4.4)
+    axes = fig.add_subplot()
+    axes.plot([0, 1], [0, 1], color="gray", linestyle=":", linewidth=1, label="chance")
+    axes.plot(roc["fpr"], roc["tpr"], label=f"AUC {roc['auc']:.3f}")
+    axes.set_xlabel("false positive rate")
+    axes.set_ylabel("true positive rate")
+    axes.set_title(f"ROC, positive class `{roc['positive_class']}`", fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower right")
+    path.write_bytes(_png(fig))
+    return path
+
+
+def plot_pr(pr: dict[str, Any], path: Path) -> Path:
+    """Precision against recall with the average precision; the positive rate is chance."""
+    fig = _figure(4.8, 4.4)
+    axes = fig.add_subplot()
+    axes.axhline(pr["positive_rate"], color="gray", linestyle=":", linewidth=1, label="chance")
+    axes.step(
+        pr["recall"], pr["precision"], where="post", label=f"AP {pr['average_precision']:.3f}"
+    )
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_ylim(0, 1.02)
+    axes.set_title(f"precision-recall, positive class `{pr['positive_class']}`", fontsize=10)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="lower left")
+    path.write_bytes(_png(fig))
+    return path
+
+
+def plot_residuals(y: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
+    """Residuals (true - predicted) against the prediction, and their histogram."""
+    true, guess = y.ravel(), predicted.ravel()
+    residuals = true - guess
+    fig = _figure(9.0, 3.8)
+    scatter = fig.add_subplot(1, 2, 1)
+    scatter.axhline(0, color="gray", linestyle=":", linewidth=1)
+    scatter.scatter(guess, residuals, s=10, alpha=0.7)
+    scatter.set_xlabel("predicted")
+    scatter.set_ylabel("residual (true - predicted)")
+    scatter.set_title(f"residuals of {len(residuals)} samples", fontsize=10)
+    scatter.grid(True, alpha=0.3)
+    histogram = fig.add_subplot(1, 2, 2)
+    histogram.hist(residuals, bins=min(40, max(5, len(residuals) // 5)))
+    histogram.axvline(0, color="gray", linestyle=":", linewidth=1)
+    histogram.set_xlabel("residual")
+    histogram.set_ylabel("samples")
+    histogram.set_title("distribution", fontsize=10)
+    path.write_bytes(_png(fig))
     return path

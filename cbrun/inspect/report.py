@@ -16,8 +16,9 @@ from cbrun.core.console import Reporter, format_number
 from cbrun.core.run_dir import CONFIG_FILE, write_text_atomic
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
 from cbrun.inspect.runs import REPORT_FILE
-from cbrun.inspect.show import artifacts, human_size
+from cbrun.inspect.show import MATRIX_UP_TO, artifacts, human_size
 
+EVAL_FILE = "eval.json"
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
@@ -29,6 +30,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .running, .interrupted { background: #f9a825; } .warning { color: #c62828; }
 .plots { display: flex; flex-wrap: wrap; gap: 1em; }
 .plots figure { margin: 0; } .plots img { width: 520px; border: 1px solid #eee; }
+.plots img.wide { width: 760px; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 """
 
@@ -95,11 +97,7 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
         [name, best.get("mode", ""), format_number(best.get("best")), str(best.get("best_epoch"))]
         for name, best in (record.get("monitors") or {}).items()
     ]
-    images = "".join(
-        f'<figure><img alt="{e(p.stem)} curve" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode("ascii")}"></figure>'
-        for p in plots
-    )
+    images = "".join(_image(p, f"{p.stem} curve") for p in plots)
     try:
         config = (run_dir / CONFIG_FILE).read_text(encoding="utf-8")
     except OSError as error:
@@ -128,6 +126,7 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
             "<h2>Best epochs</h2>",
             _table(["monitor", "mode", "best", "epoch"], best_rows, numeric=(2, 3)),
         ]
+    body += _evaluation(run_dir)
     body += [
         "<h2>Learning curves</h2>",
         f'<div class="plots">{images}</div>' if images else "<p>No history was recorded.</p>",
@@ -144,6 +143,87 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
         + "\n".join(body)
         + "\n</body></html>\n"
     )
+
+
+def _image(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    wide = ' class="wide"' if path.stem == "confusion_matrix" else ""
+    return (
+        f'<figure><img{wide} alt="{html.escape(alt)}" src="data:image/png;base64,{data}"></figure>'
+    )
+
+
+def _evaluation(run_dir: Path) -> list[str]:
+    """The test evaluation of eval.json: per-class table, confusion matrix, scores, pictures."""
+    try:
+        evaluation = json.loads((run_dir / EVAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(evaluation, dict) or not any(
+        key in evaluation for key in ("per_class", "regression")
+    ):
+        return []
+    body = [f"<h2>Evaluation on the {html.escape(str(evaluation.get('split')))} split</h2>"]
+    per_class = evaluation.get("per_class") or {}
+    averages = evaluation.get("averages") or {}
+    rows = [
+        [str(name), *_scores(scores)]
+        for name, scores in [*per_class.items(), *((f"{k} avg", averages.get(k)) for k in averages)]
+        if isinstance(scores, dict)
+    ]
+    if rows:
+        body.append(
+            _table(["class", "precision", "recall", "f1", "support"], rows, numeric=(1, 2, 3, 4))
+        )
+    matrix = evaluation.get("confusion_matrix") or {}
+    labels = [str(label) for label in matrix.get("labels") or []]
+    if labels and len(labels) <= MATRIX_UP_TO:
+        body.append(
+            f"<p>Confusion matrix, {sum(map(sum, matrix['counts']))} samples: rows are the true "
+            "class, columns the predicted class.</p>"
+        )
+        body.append(
+            _table(
+                ["true \\ predicted", *labels],
+                [
+                    [label, *map(str, row)]
+                    for label, row in zip(labels, matrix["counts"], strict=False)
+                ],
+                numeric=tuple(range(1, len(labels) + 1)),
+            )
+        )
+    scores: list[list[str]] = []
+    roc, pr = evaluation.get("roc"), evaluation.get("pr")
+    if isinstance(roc, dict):
+        scores.append(
+            [f"ROC AUC (positive class {roc.get('positive_class')})", _number(roc.get("auc"))]
+        )
+        if roc.get("skipped"):
+            scores[-1][1] = str(roc["skipped"])
+    if isinstance(pr, dict):
+        scores.append(["average precision", _number(pr.get("average_precision"))])
+    regression = evaluation.get("regression")
+    if isinstance(regression, dict):
+        scores += [[name.upper(), _number(regression.get(name))] for name in ("mae", "rmse")]
+        scores.append(["R²", _number(regression.get("r2"))])
+    if scores:
+        body.append(_table(["score", "value"], scores, numeric=(1,)))
+    pictures = [run_dir / name for name in evaluation.get("plots") or []]
+    images = "".join(_image(p, p.stem.replace("_", " ")) for p in pictures if p.is_file())
+    if images:
+        body.append(f'<div class="plots">{images}</div>')
+    return body
+
+
+def _scores(scores: dict[str, Any]) -> list[str]:
+    return [
+        *(_number(scores.get(k)) for k in ("precision", "recall", "f1")),
+        str(scores.get("support", "")),
+    ]
+
+
+def _number(value: Any) -> str:
+    return format_number(value) if isinstance(value, (int, float)) else "n/a"
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: tuple[int, ...] = ()) -> str:

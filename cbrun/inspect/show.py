@@ -25,6 +25,7 @@ from cbrun.inspect.runs import (
 BARS = "▁▂▃▄▅▆▇█"
 SPARK_WIDTH = 60
 EXPAND_UP_TO = 5  # folders with at most this many files are listed file by file
+MATRIX_UP_TO = 20  # confusion matrices with more classes are left to the picture
 
 
 def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
@@ -152,6 +153,12 @@ def show_run(run_dir: Path) -> Group:
     parts += [Text(""), status]
 
     parts += [Text(""), _metrics_table(record, info.test_metrics)]
+    evaluation = read_json_or_problem(run_dir / "eval.json", []) if info.test_metrics else None
+    if isinstance(evaluation, dict):
+        try:
+            parts += [item for table in evaluation_tables(evaluation) for item in (Text(""), table)]
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            parts.append(Text(f"eval.json: unreadable evaluation details ({error})", "magenta"))
 
     problems: list[str] = []
     history = read_json_or_problem(run_dir / "history.json", problems)
@@ -189,4 +196,76 @@ def _metrics_table(record: dict[str, Any], test: dict[str, float]) -> Table:
             format_number(final[name]) if name in final else "",
             format_number(test[name]) if name in test else "",
         )
+    return table
+
+
+def evaluation_tables(evaluation: dict[str, Any]) -> list[Table]:
+    """An eval.json's detail as terminal tables: per class, confusion matrix, curves, errors."""
+    tables: list[Table] = []
+    per_class = evaluation.get("per_class")
+    if isinstance(per_class, dict) and per_class:
+        tables.append(_per_class_table(per_class, evaluation.get("averages") or {}))
+    matrix = evaluation.get("confusion_matrix")
+    if isinstance(matrix, dict) and isinstance(matrix.get("counts"), list):
+        tables.append(_confusion_table(matrix))
+    scores: list[tuple[str, Any]] = []
+    roc, pr = evaluation.get("roc"), evaluation.get("pr")
+    if isinstance(roc, dict):
+        scores.append((f"ROC AUC (positive: {roc.get('positive_class')})", roc.get("auc")))
+    if isinstance(pr, dict):
+        scores.append(("average precision", pr.get("average_precision")))
+    regression = evaluation.get("regression")
+    if isinstance(regression, dict):
+        scores += [(name, regression.get(name)) for name in ("mae", "rmse", "r2")]
+    if scores:
+        table = Table(title="evaluation", title_justify="left")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for name, value in scores:
+            shown = format_number(value) if isinstance(value, (int, float)) else "n/a"
+            table.add_row(name, shown)
+        tables.append(table)
+    return tables
+
+
+def _per_class_table(per_class: dict[str, Any], averages: dict[str, Any]) -> Table:
+    table = Table(title="per class", title_justify="left")
+    table.add_column("class")
+    for name in ("precision", "recall", "f1", "support"):
+        table.add_column(name, justify="right")
+    rows = [(name, scores, "") for name, scores in per_class.items()]
+    rows += [(f"{kind} avg", averages.get(kind), "dim") for kind in ("macro", "weighted")]
+    for index, (label, scores, style) in enumerate(rows):
+        if not isinstance(scores, dict):
+            continue
+        table.add_row(
+            label,
+            *(format_number(scores.get(k)) for k in ("precision", "recall", "f1")),
+            str(scores.get("support", "")),
+            style=style,
+            end_section=index == len(per_class) - 1,
+        )
+    return table
+
+
+def _confusion_table(matrix: dict[str, Any]) -> Table:
+    labels = [str(label) for label in matrix.get("labels") or []]
+    counts = matrix["counts"]
+    total = sum(sum(row) for row in counts)
+    table = Table(
+        title=f"confusion matrix, {total} samples",
+        title_justify="left",
+    )
+    if len(labels) > MATRIX_UP_TO:
+        table.add_column(f"{len(labels)} classes: see plots/confusion_matrix.png")
+        return table
+    table.add_column("true \\ predicted")
+    for label in labels:
+        table.add_column(label, justify="right")
+    for i, (label, row) in enumerate(zip(labels, counts, strict=False)):
+        cells = [
+            Text(str(n), style=("bold green" if i == j else "red") if n else "dim")
+            for j, n in enumerate(row)
+        ]
+        table.add_row(label, *cells)
     return table

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
 from cbrun.core.console import format_number
 from cbrun.core.errors import CbrunError
@@ -21,7 +23,10 @@ from cbrun.core.run_dir import (
 )
 from cbrun.data.base import Dataset
 from cbrun.experiment.config import load_config
+from cbrun.inspect.plots import PLOTS_DIR
+from cbrun.inspect.show import evaluation_tables
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
+from cbrun.run.evaluation import analyse
 from cbrun.run.model_file import load_model_file
 from cbrun.run.train import MODEL_FILE
 
@@ -32,14 +37,18 @@ class EvalResult:
     metrics: dict[str, float]
     split: str
     checkpoint: str
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
-    def table(self) -> Table:
+    def table(self) -> Group:
+        """The metrics, then the per-class table and confusion matrix (or regression errors)."""
         table = Table(title=f"{self.split} metrics of {self.checkpoint}")
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name, value in self.metrics.items():
             table.add_row(name, format_number(value))
-        return table
+        warnings = [Text(f"warning: {w}", style="yellow") for w in self.warnings]
+        return Group(table, *evaluation_tables(self.details), *warnings)
 
 
 def evaluate_run(
@@ -69,16 +78,20 @@ def evaluate_run(
         callbacks=callbacks,
     )
     shown = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
+    out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")
+    details, warnings = analyse(
+        model, data, dataset, config.training.batch_size, run_dir, f"{PLOTS_DIR}/{out.stem}"
+    )
     result = {
         "split": split,
         "checkpoint": shown,
         "metrics": {k: float(v) for k, v in metrics.items()},
         "samples": len(data[0]),
         "evaluated_at": utc_now(),
+        **details,
     }
-    out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")
     write_json_atomic(out, result)
-    return EvalResult(out, result["metrics"], split, shown)
+    return EvalResult(out, result["metrics"], split, shown, details, warnings)
 
 
 def load_run(

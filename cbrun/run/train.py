@@ -33,6 +33,7 @@ from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
+from cbrun.run.evaluation import analyse
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.safeguards import SafetyChecks
 from cbrun.run.state import RunLock, SavedState, StateKeeper
@@ -161,6 +162,12 @@ def run(
                 callbacks=test_callbacks,
             )
             record["test_metrics"] = {k: float(v) for k, v in test.items()}
+            details, warnings = analyse(
+                model, dataset.test, dataset, config.training.batch_size, run_dir
+            )
+            for warning in warnings:
+                record.setdefault("warnings", []).append(warning)
+                reporter.print(f"[yellow]warning:[/] {warning}")
             write_json_atomic(
                 run_dir / "eval.json",
                 {
@@ -169,6 +176,7 @@ def run(
                     "metrics": record["test_metrics"],
                     "samples": len(dataset.test[0]),
                     "evaluated_at": utc_now(),
+                    **details,
                 },
             )
         record["checkpoints"] = _checkpoints(run_dir, config)

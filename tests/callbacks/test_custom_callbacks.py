@@ -366,9 +366,9 @@ def test_random_rotation_layer_turns_each_image_about_its_centre_in_training_onl
     ],
 )
 def test_snapshot_class_probabilities_from_each_kind_of_output(outputs, expected):
-    from cbrun.callbacks.prediction_snapshots import _probabilities
+    from cbrun.callbacks.visual import class_probabilities
 
-    np.testing.assert_allclose(_probabilities(np.array(outputs)), expected, atol=1e-9)
+    np.testing.assert_allclose(class_probabilities(np.array(outputs)), expected, atol=1e-9)
 
 
 # --- params are checked before anything trains ---------------------------------------------

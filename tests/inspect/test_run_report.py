@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -14,7 +15,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import TINY, merge
+from conftest import TINY, merge, train_tiny
 
 # matplotlib's first two line colours: the train (C0) and validation (C1) curves.
 TRAIN_BLUE, VALIDATION_ORANGE = (31, 119, 180), (255, 127, 14)
@@ -66,14 +67,21 @@ def test_report_is_self_contained(run):
     html = (run / "report.html").read_text()
     record = json.loads((run / "run.json").read_text())
     sources = re.findall(r'src="([^"]*)"', html)
-    assert len(sources) == 3 and all(s.startswith("data:image/png;base64,") for s in sources)
+    evaluation = json.loads((run / "eval.json").read_text())
+    assert evaluation["plots"] == ["plots/confusion_matrix.png"]  # three classes: no ROC/PR
+    assert len(sources) == 3 + 1 and all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"(href|src)=\"?(https?:)?//", html)  # nothing fetched from a network
     assert "@import" not in html and "url(" not in html
     assert record["stop_reason"] in html and "step_decay" in html  # status and config
     assert f"{record['test_metrics']['accuracy']:.4f}" in html
 
 
-def screenshot(chromium: str, page: Path, out: Path) -> np.ndarray:
+def ink(image: np.ndarray) -> int:
+    """Pixels that are not (near) white: text, lines and filled areas."""
+    return int((image[..., :3].min(axis=-1) < 200).sum())
+
+
+def screenshot(chromium: str, page: Path, out: Path, height: int = 2000) -> np.ndarray:
     profile = out.parent / f"{out.stem}-profile"
     subprocess.run(
         [
@@ -88,7 +96,7 @@ def screenshot(chromium: str, page: Path, out: Path) -> np.ndarray:
             "--disable-sync",
             f"--user-data-dir={profile}",
             f"--screenshot={out}",
-            "--window-size=1200,2000",
+            f"--window-size=1200,{height}",
             page.as_uri(),
         ],
         capture_output=True,
@@ -98,12 +106,17 @@ def screenshot(chromium: str, page: Path, out: Path) -> np.ndarray:
     return np.asarray(Image.open(out).convert("RGB"))
 
 
-def test_report_shows_its_plots_in_a_headless_browser(run, tmp_path):
+def find_chromium() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CBRUN_REQUIRE_BROWSER"):
             pytest.fail("chromium is required (CBRUN_REQUIRE_BROWSER is set) but not installed")
         pytest.skip("chromium is not installed (apt-get install chromium)")
+    return chromium
+
+
+def test_report_shows_its_plots_in_a_headless_browser(run, tmp_path):
+    chromium = find_chromium()
     page = screenshot(chromium, run / "report.html", tmp_path / "report.png")
     # The same report with its images removed: whatever colour remains is not from the plots.
     html = (run / "report.html").read_text()
@@ -117,6 +130,53 @@ def test_report_shows_its_plots_in_a_headless_browser(run, tmp_path):
     blue = np.abs(page.astype(int) - TRAIN_BLUE).max(axis=-1) < 40
     columns = np.flatnonzero(blue.any(axis=0))
     assert columns.min() < 600 < columns.max()  # two plots side by side, both drawn
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory) -> Path:
+    """Two classes, so that the report holds a confusion matrix, a ROC and a PR curve."""
+    return train_tiny(
+        tmp_path_factory.mktemp("binary"), {"data": {"classes": 2, "split": {"test": 0.3}}}
+    ).run_dir
+
+
+def test_report_shows_the_evaluation_tables(binary_run):
+    html = (binary_run / "report.html").read_text()
+    evaluation = json.loads((binary_run / "eval.json").read_text())
+    assert "<h2>Evaluation on the test split</h2>" in html
+    (true_0, false_1), (false_0, true_1) = evaluation["confusion_matrix"]["counts"]
+    assert (
+        f'<tr><td>0</td><td class="num">{true_0}</td><td class="num">{false_1}</td></tr>'
+        f'<tr><td>1</td><td class="num">{false_0}</td><td class="num">{true_1}</td></tr>'
+    ) in html
+    recall = evaluation["per_class"]["1"]["recall"]
+    assert f'<td>1</td><td class="num">{evaluation["per_class"]["1"]["precision"]:.4f}' in html
+    assert f'<td class="num">{recall:.4f}</td>' in html
+    assert f"{evaluation['roc']['auc']:.4f}" in html
+
+
+def test_report_shows_each_evaluation_picture_in_a_headless_browser(binary_run, tmp_path):
+    """Each picture, removed alone from the page, takes away what the browser drew for it."""
+    chromium = find_chromium()
+    evaluation = json.loads((binary_run / "eval.json").read_text())
+    assert evaluation["plots"] == ["plots/confusion_matrix.png", "plots/roc.png", "plots/pr.png"]
+    html = (binary_run / "report.html").read_text()
+    full = screenshot(chromium, binary_run / "report.html", tmp_path / "full.png", 4000)
+    dark_green = (0, 68, 27)  # the biggest cells of the `Greens` confusion matrix
+    assert colour_pixels(full, dark_green, 30) > 500
+    for name in evaluation["plots"]:
+        data = base64.b64encode((binary_run / name).read_bytes()).decode("ascii")
+        assert html.count(data) == 1, name
+        page = tmp_path / f"without-{Path(name).stem}.html"
+        page.write_text(html.replace(data, ""))
+        without = screenshot(chromium, page, tmp_path / f"without-{Path(name).stem}.png", 4000)
+        lost = ink(full) - ink(without)  # counted over the page, wherever the layout moved
+        assert lost > 3000, f"{name}: only {lost} drawn pixels fewer without it"
+        if name.endswith("confusion_matrix.png"):
+            assert colour_pixels(without, dark_green, 30) == 0
+        else:
+            # the curves are drawn in matplotlib's first colour, like the train curves
+            assert colour_pixels(without, TRAIN_BLUE) < colour_pixels(full, TRAIN_BLUE) - 300
 
 
 def test_a_plotting_failure_is_a_recorded_warning_not_a_failed_run(cli, make_config, monkeypatch):

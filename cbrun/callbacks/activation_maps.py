@@ -1,0 +1,178 @@
+"""Activation maps: what named layers output for a few fixed samples, over epochs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
+
+from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.saliency_maps import is_conv
+from cbrun.callbacks.visual import (
+    class_names,
+    grid_shape,
+    mosaic,
+    periodic_callback,
+    phase_samples,
+)
+from cbrun.callbacks.visual import figure as make_figure
+from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.fields import RunPath
+from cbrun.registry import callbacks
+
+GIF_NAME = "activations.gif"
+
+
+class ActivationMapsParams(CallbackParams):
+    """The outputs of named layers for a few fixed samples, as channel grids, over epochs.
+
+    Every `every` epochs and when training ends, the fixed seeded samples of the `split` go
+    through the model in inference mode; each of `layers` (default: every conv layer) is drawn
+    as a grid of its channels (each scaled to its own range; a Dense layer's units as one
+    square) into `<directory>/epoch_NNN.png`, with a GIF over epochs at the end, and saved raw
+    in `epoch_NNN.npz` (one array per layer name, samples first, with `indices` and `labels`).
+    With `evaluate` in `phases`, each evaluation also draws the test samples (`evaluate_NN.*`).
+    """
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"every": 5, "samples": 2}]})
+
+    type: Literal["activation_maps"]
+    phases: list[Literal["fit", "evaluate"]] = Field(  # type: ignore[assignment]
+        default_factory=lambda: ["fit"],
+        min_length=1,
+        description="`fit` (maps during training) and/or `evaluate` (maps of the test samples).",
+    )
+    layers: list[str] | None = Field(
+        None, min_length=1, description="Layer names; default: every conv layer."
+    )
+    every: PositiveInt = Field(5, description="Draw every N epochs (and at the end).")
+    samples: PositiveInt = Field(2, le=8, description="Samples drawn (≤ 8).")
+    channels: PositiveInt = Field(16, le=256, description="At most this many channels a layer.")
+    split: Literal["validation", "test"] = Field(
+        "validation", description="Where the samples come from during training."
+    )
+    directory: RunPath = Field("activations", description="Folder for PNGs, NPZs and the GIF.")
+    frame_seconds: PositiveFloat = Field(0.6, description="How long the GIF shows each frame.")
+
+    def output_paths(self) -> list[str]:
+        return [self.directory.rstrip("/") + "/"]
+
+    def prepare_model(self, model: Any, dataset: Any, seed: int | None = None) -> Any:
+        """Checks, when the model is built, that the layers exist (the model is unchanged)."""
+        chosen_layers(model, self.layers)
+        return model
+
+
+def chosen_layers(model: Any, names: list[str] | None) -> list[Any]:
+    """The named layers of `model`, or its conv layers; a clear error for a missing one."""
+    if names is None:
+        convs = [layer for layer in model.layers if is_conv(layer)]
+        if not convs:
+            raise CbrunError(
+                "activation_maps: the model has no conv layer; name the layers to draw in "
+                f"`layers` (the model's: {', '.join(layer.name for layer in model.layers)})"
+            )
+        return convs
+    known = [layer.name for layer in model.layers]
+    for name in names:
+        if name not in known:
+            raise CbrunError(
+                f"activation_maps.layers: the model has no layer `{name}`."
+                f"{did_you_mean(name, known)} Layers: {', '.join(known)}"
+            )
+    return [model.get_layer(name) for name in names]
+
+
+def layer_outputs(model: Any, layers: list[Any], x: np.ndarray) -> list[np.ndarray]:
+    """What each of `layers` outputs for `x`, in inference mode."""
+    import keras
+
+    x = np.asarray(x, dtype="float32")
+    if isinstance(model, keras.Sequential):
+        wanted, found = {id(layer) for layer in layers}, {}
+        hidden = x
+        for layer in model.layers:
+            hidden = layer(hidden, training=False)
+            if id(layer) in wanted:
+                found[id(layer)] = hidden
+            if len(found) == len(wanted):
+                break
+        outputs = [found[id(layer)] for layer in layers]
+    else:
+        probe = keras.Model(model.inputs, [layer.output for layer in layers])
+        outputs = probe(x, training=False)
+        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    return [np.asarray(keras.ops.convert_to_numpy(o), dtype="float32") for o in outputs]
+
+
+def channel_tiles(activation: np.ndarray, limit: int) -> np.ndarray:
+    """One sample's layer output as tiles scaled to [0, 1]: channels of a map, or the units
+    of a flat layer laid out as one near-square tile (NaN where it has no unit)."""
+    if activation.ndim == 3:  # height × width × channels
+        tiles = np.moveaxis(activation[..., :limit], -1, 0)
+    else:
+        flat = activation.ravel()
+        side = int(np.ceil(np.sqrt(flat.size)))
+        tiles = np.full(side * side, np.nan, dtype="float32")
+        tiles[: flat.size] = flat
+        tiles = tiles.reshape(1, side, side)
+    low = np.nanmin(tiles, axis=(1, 2), keepdims=True)
+    high = np.nanmax(tiles, axis=(1, 2), keepdims=True)
+    return (tiles - low) / np.where(high > low, high - low, 1.0)  # padding stays NaN
+
+
+def plot_activations(
+    outputs: list[np.ndarray], names: list[str], captions: list[str], limit: int, title: str
+) -> Any:
+    """A panel per layer and sample: the layer's channels side by side."""
+    from matplotlib import colormaps
+
+    colours = colormaps["viridis"].with_extremes(bad="white")  # NaN: the gaps between tiles
+    rows, columns = len(names), len(captions)
+    figure = make_figure(2.6 * columns + 0.4, 2.5 * rows + 0.4)
+    for row, (name, activation) in enumerate(zip(names, outputs, strict=True)):
+        for column, caption in enumerate(captions):
+            tiles = channel_tiles(activation[column], limit)
+            axes = figure.add_subplot(rows, columns, row * columns + column + 1)
+            axes.imshow(
+                mosaic(tiles, grid_shape(len(tiles))[1], fill=np.nan),
+                cmap=colours,
+                vmin=0,
+                vmax=1,
+                interpolation="nearest",
+            )
+            shape = "×".join(str(d) for d in activation.shape[1:])
+            axes.set_title(f"{name} ({shape})\n{caption}", fontsize=7)
+            axes.set_axis_off()
+    figure.suptitle(title, fontsize=9)
+    return figure
+
+
+@callbacks.register("activation_maps", ActivationMapsParams)
+def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
+    dataset = ctx.dataset
+    samples = phase_samples(params, ctx, "activation_maps")
+    names = class_names(dataset) if dataset.task == "classification" else None
+    folder = Path(ctx.path(params.directory))
+
+    def write(model: Any, phase: str, stem: str, when: str) -> Path:
+        indices, x, y = samples[phase]
+        layers = chosen_layers(model, params.layers)
+        outputs = layer_outputs(model, layers, x)
+        folder.mkdir(parents=True, exist_ok=True)
+        arrays = {layer.name: output for layer, output in zip(layers, outputs, strict=True)}
+        np.savez(folder / f"{stem}.npz", indices=indices, labels=y, **arrays)
+        captions = [
+            f"sample {i}: {names[int(label)] if names else f'{float(np.ravel(label)[0]):.3g}'}"
+            for i, label in zip(indices, y, strict=True)
+        ]
+        figure = plot_activations(
+            outputs, list(arrays), captions, params.channels, f"{when}: layer outputs"
+        )
+        path = folder / f"{stem}.png"
+        figure.savefig(path)
+        return path
+
+    return periodic_callback(params, ctx, write, GIF_NAME)

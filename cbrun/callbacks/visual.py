@@ -1,0 +1,194 @@
+"""What the picture-writing callbacks share: a fixed seeded sample, class probabilities from
+any kind of classifier output, matplotlib figures without pyplot, and looping GIFs of frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.core.errors import CbrunError
+
+
+def fixed_sample(
+    data: tuple[np.ndarray, np.ndarray], count: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` samples chosen once by `seed`, in their original order: indices, x and y."""
+    x, y = data
+    chosen = np.sort(np.random.default_rng(seed).permutation(len(x))[:count])
+    return chosen, x[chosen], y[chosen]
+
+
+def split_arrays(dataset: Any, split: str, who: str) -> tuple[np.ndarray, np.ndarray]:
+    """The `validation` or `test` arrays of `dataset`, or an error saying how to get them."""
+    data = getattr(dataset, split)
+    if data is None:
+        raise CbrunError(
+            f"{who} needs {split} data; set data.split.{split} above 0 (or data.{split}_path)"
+        )
+    return data
+
+
+def class_names(dataset: Any) -> list[str]:
+    return list(dataset.class_names or [str(c) for c in range(dataset.output_units)])
+
+
+def is_image_shape(shape: tuple[int, ...]) -> bool:
+    """Height × width × channels with 1 or 3 channels: drawn as pictures."""
+    return len(shape) == 3 and shape[-1] in (1, 3)
+
+
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """Class probabilities from softmax outputs, logits, or one sigmoid (or logit) column."""
+    if outputs.shape[1] == 1:
+        positive = (
+            outputs if 0 <= outputs.min() <= outputs.max() <= 1 else 1 / (1 + np.exp(-outputs))
+        )
+        return np.concatenate([1 - positive, positive], axis=1)
+    if outputs.min() >= 0 and np.allclose(outputs.sum(axis=1), 1, atol=1e-3):
+        return outputs
+    shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def figure(width: float, height: float, dpi: int = 80) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no display, no global state)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """Rows and columns of a near-square grid holding `count` panels."""
+    columns = int(np.ceil(np.sqrt(count)))
+    return int(np.ceil(count / columns)), columns
+
+
+def mosaic(tiles: np.ndarray, columns: int, pad: int = 1, fill: float = 1.0) -> np.ndarray:
+    """Tiles (n × h × w [× 3]) laid out in rows of `columns`, `pad` pixels of `fill` between.
+
+    One image drawn with one `imshow` is far cheaper than a subplot per tile.
+    """
+    count, height, width = tiles.shape[:3]
+    rows = int(np.ceil(count / columns))
+    shape = (rows * (height + pad) + pad, columns * (width + pad) + pad, *tiles.shape[3:])
+    canvas = np.full(shape, fill, dtype="float32")
+    for index, tile in enumerate(tiles):
+        top = pad + (index // columns) * (height + pad)
+        left = pad + (index % columns) * (width + pad)
+        canvas[top : top + height, left : left + width] = tile
+    return canvas
+
+
+def epoch_frames(directory: Path, prefix: str = "epoch_") -> list[Path]:
+    """`<prefix>NNN.png` files in epoch order (all of them, so a resumed run keeps the first's)."""
+    return sorted(directory.glob(f"{prefix}*.png"), key=lambda p: int(p.stem[len(prefix) :]))
+
+
+def assemble_gif(frames: list[Path], path: Path, frame_seconds: float) -> None:
+    """An endlessly looping GIF of the PNG `frames`, in order (frames of other sizes are padded)."""
+    from PIL import Image
+
+    images = [Image.open(frame).convert("RGB") for frame in frames]
+    width = max(image.width for image in images)
+    height = max(image.height for image in images)
+    padded = []
+    for image in images:
+        if image.size != (width, height):
+            canvas = Image.new("RGB", (width, height), "white")
+            canvas.paste(image, (0, 0))
+            image = canvas
+        padded.append(image)
+    padded[0].save(
+        path,
+        save_all=True,
+        append_images=padded[1:],
+        duration=int(frame_seconds * 1000),
+        loop=0,
+    )
+
+
+Writer = Callable[[Any, str, str, str], Path]
+"""`write(model, phase, stem, when)`: draw one picture (and its data) named `stem` for `phase`
+(`fit` or `evaluate`); `when` is its title's start, e.g. `epoch 5`."""
+
+
+@dataclass
+class PeriodicPictures:
+    """A callback that writes every `every` epochs and at the end of training, then a GIF of
+    all epoch frames; built once per phase, the `evaluate` one writes at each evaluation."""
+
+    every: int
+    write: Writer
+    directory: Path
+    gif: str
+    frame_seconds: float
+
+    def callback(self) -> Any:
+        import keras
+
+        spec = self
+
+        class Pictures(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self._in_fit = False
+                self._epoch: int | None = None
+                self._written: int | None = None
+
+            def on_train_begin(self, logs: dict | None = None) -> None:
+                self._in_fit = True
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                self._epoch = epoch + 1
+                if self._epoch % spec.every == 0:
+                    self._write_epoch()
+
+            def _write_epoch(self) -> None:
+                spec.write(self.model, "fit", f"epoch_{self._epoch:03d}", f"epoch {self._epoch}")
+                self._written = self._epoch
+
+            def on_train_end(self, logs: dict | None = None) -> None:
+                self._in_fit = False
+                if self._epoch is not None and self._written != self._epoch:
+                    self._write_epoch()  # the final model, also after an early stop
+                frames = epoch_frames(spec.directory)
+                if frames:
+                    assemble_gif(frames, spec.directory / spec.gif, spec.frame_seconds)
+
+            def on_test_end(self, logs: dict | None = None) -> None:
+                if self._in_fit:
+                    return  # a validation pass inside fit
+                number = len(list(spec.directory.glob("evaluate_*.png"))) + 1
+                spec.write(self.model, "evaluate", f"evaluate_{number:02d}", f"evaluation {number}")
+
+        return Pictures()
+
+
+def phase_samples(params: Any, ctx: Any, who: str) -> dict[str, tuple]:
+    """The fixed sample of each phase in `params.phases`: `fit` from `params.split`,
+    `evaluate` from the test split (indices, x, y)."""
+    seed = ctx.config.experiment.seed
+    samples = {}
+    if "fit" in params.phases:
+        data = split_arrays(ctx.dataset, params.split, who)
+        samples["fit"] = fixed_sample(data, params.samples, seed)
+    if "evaluate" in params.phases:
+        data = split_arrays(ctx.dataset, "test", f"{who} (evaluate)")
+        samples["evaluate"] = fixed_sample(data, params.samples, seed)
+    return samples
+
+
+def periodic_callback(params: Any, ctx: Any, write: Writer, gif: str) -> Any:
+    """The Keras callback calling `write` every `params.every` epochs, at the end and at each
+    evaluation, with the GIF `gif` in `params.directory`."""
+    return PeriodicPictures(
+        every=params.every,
+        write=write,
+        directory=Path(ctx.path(params.directory)),
+        gif=gif,
+        frame_seconds=params.frame_seconds,
+    ).callback()
