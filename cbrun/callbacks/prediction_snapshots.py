@@ -11,6 +11,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import RunPath
+from cbrun.data.base import pick, split_size, take
 from cbrun.registry import callbacks
 
 GIF_NAME = "predictions.gif"
@@ -128,10 +129,9 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
             "needs validation data to plot; set data.split.validation above 0 "
             "(or data.validation_path)"
         )
-    x_val, y_val = dataset.validation
-    rng = np.random.default_rng(ctx.config.experiment.seed)
-    chosen = np.sort(rng.permutation(len(x_val))[: params.samples])
-    x, y = x_val[chosen], y_val[chosen]
+    validation = dataset.validation
+    seed = ctx.config.experiment.seed
+    x, y = take(validation, pick(split_size(validation), params.samples, seed))
     names = dataset.class_names or [str(c) for c in range(dataset.output_units)]
     images = len(dataset.input_shape) == 3 and dataset.input_shape[-1] in (1, 3)
     directory = Path(ctx.path(params.directory))

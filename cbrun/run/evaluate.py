@@ -19,7 +19,7 @@ from cbrun.core.run_dir import (
     utc_now,
     write_json_atomic,
 )
-from cbrun.data.base import Dataset
+from cbrun.data.base import Dataset, split_size
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.run.model_file import load_model_file
@@ -62,8 +62,7 @@ def evaluate_run(
     if data is None:
         raise CbrunError(f"{run_dir}: the run's data has no {split} split")
     metrics = model.evaluate(
-        *data,
-        batch_size=config.training.batch_size,
+        **dataset.feed(split, config.training.batch_size),
         verbose=0,
         return_dict=True,
         callbacks=callbacks,
@@ -73,7 +72,7 @@ def evaluate_run(
         "split": split,
         "checkpoint": shown,
         "metrics": {k: float(v) for k, v in metrics.items()},
-        "samples": len(data[0]),
+        "samples": split_size(data),
         "evaluated_at": utc_now(),
     }
     out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")

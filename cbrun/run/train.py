@@ -29,6 +29,7 @@ from cbrun.core.run_dir import (
     write_json_atomic,
     write_text_atomic,
 )
+from cbrun.data.base import split_size
 from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
@@ -40,6 +41,7 @@ from cbrun.run.state import RunLock, SavedState, StateKeeper
 keras = import_keras()
 
 MODEL_FILE = "model.keras"
+DATA_CACHE = "data_cache"  # a streamed source's disk cache (data.cache: disk)
 
 
 @dataclass
@@ -144,8 +146,7 @@ def run(
         model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
         if dataset.test is not None:
             test = model.evaluate(
-                *dataset.test,
-                batch_size=config.training.batch_size,
+                **dataset.feed("test", config.training.batch_size),
                 verbose=0,
                 return_dict=True,
                 callbacks=test_callbacks,
@@ -157,7 +158,7 @@ def run(
                     "split": "test",
                     "checkpoint": MODEL_FILE,
                     "metrics": record["test_metrics"],
-                    "samples": len(dataset.test[0]),
+                    "samples": split_size(dataset.test),
                     "evaluated_at": utc_now(),
                 },
             )
@@ -193,7 +194,7 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
     internal_first = [_LearningRateLogger()]
     internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
     return model.fit(
-        **speed.fit_inputs(dataset, training, config.experiment.seed),
+        **speed.fit_inputs(dataset, training, config.experiment.seed, run_dir / DATA_CACHE),
         epochs=training.epochs,
         steps_per_epoch=training.steps_per_epoch,
         validation_steps=training.validation_steps if dataset.validation is not None else None,
