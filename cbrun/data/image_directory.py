@@ -52,7 +52,8 @@ class ImageDirectoryParams(DataParams):
         examples=["images"],
     )
     image_size: tuple[PositiveInt, PositiveInt] = Field(
-        (256, 256), description="[height, width] every image is resized to."
+        (256, 256),
+        description="Height and width in pixels every image is resized to (one number: a square).",
     )
     color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
         "rgb", description="Channels: grayscale 1, rgb 3, rgba 4 (converted on decoding)."
