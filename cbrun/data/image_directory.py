@@ -130,6 +130,7 @@ class ImageDirectoryParams(DataParams):
             if crop:
                 image = _central_crop(image, height / width)
             image = tf.image.resize(image, (height, width), method=method)
+            image = tf.cast(image, tf.float32)  # `nearest` keeps the decoded uint8
             image.set_shape((height, width, channels))
             return image / 255.0 if scale else image
 

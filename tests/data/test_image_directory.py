@@ -314,3 +314,39 @@ def test_unknown_class_folder_in_a_split_folder_is_named(tmp_path):
     )
     with pytest.raises(CbrunError, match="class folders not in the training folder: right"):
         component.factory(params, 0)
+
+
+@pytest.mark.parametrize(
+    ("crop", "color_mode", "channels", "center_only"),
+    [(True, "rgb", 3, True), (False, "rgb", 3, False), (True, "grayscale", 1, True)],
+)
+def test_crop_to_aspect_ratio_keeps_the_centre_and_color_mode_sets_channels(
+    tmp_path, crop, color_mode, channels, center_only
+):
+    """A 20x10 image: red top quarter, green middle half, blue bottom quarter, as RGBA."""
+    pixels = np.zeros((20, 10, 4), dtype="uint8")
+    pixels[..., 3] = 255
+    pixels[:5, :, 0] = pixels[5:15, :, 1] = pixels[15:, :, 2] = 255
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(pixels).save(tmp_path / name / "x.png")
+    component = registry.datasets.get("image_directory")
+    params = component.params.model_validate(
+        {
+            "type": "image_directory",
+            "path": str(tmp_path),
+            "image_size": [4, 4],
+            "crop_to_aspect_ratio": crop,
+            "color_mode": color_mode,
+            "interpolation": "nearest",
+            "split": {"validation": 0, "test": 0},
+        }
+    )
+    dataset = component.factory(params, 0)
+    x, _ = dataset.train.load(np.array([0]))
+    assert x.shape == (1, 4, 4, channels) and dataset.input_shape == (4, 4, channels)
+    if color_mode == "rgb":
+        green_only = bool((x[0, ..., 1] == 1).all() and (x[0, ..., [0, 2]] == 0).all())
+        assert green_only == center_only
+    else:  # the centre is pure green: one gray level everywhere
+        assert np.ptp(x) == 0 and 0 < x.max() < 1
