@@ -130,6 +130,10 @@ def run(
         + ", ".join(f"{k} {v}" for k, v in dataset.summary()["samples"].items())
         + f"; model {config.model.type} ({model.count_params():,} parameters)"
     )
+    skipped = dataset.record.get("skipped_files")
+    if skipped:
+        plural = "s" if skipped > 1 else ""
+        reporter.print(f"[yellow]skipped {skipped} unreadable file{plural}[/] (see data.json)")
     if config.sweep is not None:
         reporter.print("note: `train` ignores the `sweep:` section; `cbrun sweep` runs it")
     if resumed is not None:

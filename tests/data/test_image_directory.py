@@ -186,8 +186,9 @@ def test_a_bad_file_is_skipped_and_counted_when_asked(tmp_path, cli):
     (tmp_path / "shapes" / "top" / "zz-broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
     config = tmp_path / "c.yaml"
     config.write_text(config_text("shapes", tmp_path / "runs", on_bad_file="skip"))
-    result = cli("train", config, "--smoke", "--quiet")
+    result = cli("train", config, "--smoke")
     assert result.exit_code == 0, result.stderr
+    assert "skipped 1 unreadable file (see data.json)" in result.stderr
     data = json.loads((Path(result.stdout.strip()) / "data.json").read_text())
     assert data["skipped_files"] == 1
     assert data["skipped"][0].startswith(str(tmp_path / "shapes" / "top" / "zz-broken.png"))
