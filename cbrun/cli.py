@@ -450,8 +450,13 @@ def sweep(
 @app.command()
 def predict(
     run_dir: RunDirArg,
-    input_file: Annotated[
-        Path, typer.Argument(metavar="INPUT", help="CSV (with a header) or NPZ of features.")
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="INPUT...",
+            help="CSV (with a header) or NPZ of features; for an image_directory run, image "
+            "files or folders of images.",
+        ),
     ],
     output: Annotated[
         Optional[Path],  # noqa: UP045
@@ -466,7 +471,7 @@ def predict(
     """Predict with a run's model: class probabilities and label (or values) as CSV."""
     from cbrun.run.predict_inputs import predict_file
 
-    text = predict_file(run_dir, input_file, output, checkpoint, unsafe, allow_imports)
+    text = predict_file(run_dir, inputs, output, checkpoint, unsafe, allow_imports)
     if text is None:
         _stdout(str(output))
     else:

@@ -197,6 +197,7 @@ datasets = Registry(
         "cbrun.data.csv",
         "cbrun.data.npz",
         "cbrun.data.digits",
+        "cbrun.data.image_directory",
     ),
 )
 schedules = Registry(

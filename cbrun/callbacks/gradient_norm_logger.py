@@ -9,6 +9,7 @@ from pydantic import Field, PositiveInt
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.core.fields import RunPath
+from cbrun.data.base import Split, pick, split_size, take
 from cbrun.registry import callbacks
 
 
@@ -41,11 +42,9 @@ class GradientNormLoggerParams(FitOnlyParams):
         return ["grad_norm", "weight_norm"]
 
 
-def fixed_batch(data: tuple[np.ndarray, np.ndarray], size: int, seed: int) -> tuple:
+def fixed_batch(data: Split, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """`size` training samples chosen once by `seed`, in their original order."""
-    x, y = data
-    chosen = np.sort(np.random.default_rng(seed).permutation(len(x))[:size])
-    return x[chosen], y[chosen]
+    return take(data, pick(split_size(data), size, seed))
 
 
 @callbacks.register("gradient_norm_logger", GradientNormLoggerParams)

@@ -11,6 +11,7 @@ from pydantic import Field, NonNegativeInt
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
 from cbrun.core.fields import RunPath
+from cbrun.data.base import split_size
 from cbrun.registry import callbacks
 
 COLUMNS = ["phase", "epoch", "batch", "seconds", "samples", "samples_per_second"]
@@ -41,8 +42,8 @@ def timing_logger(params: TimingLoggerParams, ctx: BuildContext) -> Any:
     path = Path(ctx.path(params.filename))
     batch_size = ctx.config.training.batch_size
     split_samples = {
-        "fit": len(ctx.dataset.train[0]),
-        "validation": len(ctx.dataset.validation[0]) if ctx.dataset.validation else 0,
+        "fit": split_size(ctx.dataset.train),
+        "validation": split_size(ctx.dataset.validation),
     }
 
     class TimingLogger(keras.callbacks.Callback):

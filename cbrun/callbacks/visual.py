@@ -11,19 +11,19 @@ from typing import Any
 import numpy as np
 
 from cbrun.core.errors import CbrunError
+from cbrun.data.base import Split, pick, split_size, take
 
 
-def fixed_sample(
-    data: tuple[np.ndarray, np.ndarray], count: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`count` samples chosen once by `seed`, in their original order: indices, x and y."""
-    x, y = data
-    chosen = np.sort(np.random.default_rng(seed).permutation(len(x))[:count])
-    return chosen, x[chosen], y[chosen]
+def fixed_sample(data: Split, count: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`count` samples chosen once by `seed`, in their original order: indices, x and y (a
+    streamed split loads just those)."""
+    chosen = pick(split_size(data), count, seed)
+    x, y = take(data, chosen)
+    return chosen, x, y
 
 
-def split_arrays(dataset: Any, split: str, who: str) -> tuple[np.ndarray, np.ndarray]:
-    """The `validation` or `test` arrays of `dataset`, or an error saying how to get them."""
+def split_arrays(dataset: Any, split: str, who: str) -> Split:
+    """The `validation` or `test` split of `dataset`, or an error saying how to get one."""
     data = getattr(dataset, split)
     if data is None:
         raise CbrunError(

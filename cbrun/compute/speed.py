@@ -56,13 +56,28 @@ def dtype_policy(precision: Precision) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def fit_inputs(dataset: Any, training: Any, seed: int, passes_done: int = 0) -> dict[str, Any]:
+def fit_inputs(
+    dataset: Any, training: Any, seed: int, passes_done: int = 0, cache_dir: Any = None
+) -> dict[str, Any]:
     """Keyword arguments of `model.fit` for the data: the arrays, or tf.data pipelines.
 
     `passes_done`: epochs already trained (a resumed run), so a pipeline's shuffle goes on
-    with the order the unbroken run would draw next.
+    with the order the unbroken run would draw next. A streamed source (`dataset.streamed`)
+    builds its own pipelines; `cache_dir` is where it may cache on disk, and
+    `training.pipeline` adds its tf.data options to them.
     """
     pipeline = training.pipeline
+    if dataset.streamed:
+        size, train, validation = training.batch_size, dataset.train, dataset.validation
+        streams = {
+            "x": train.batches(size, training.shuffle, seed, cache_dir),
+            "validation_data": None
+            if validation is None
+            else validation.batches(size, False, seed, cache_dir),
+        }
+        if pipeline is not None:
+            streams = {k: v and _with_options(v, pipeline) for k, v in streams.items()}
+        return {**streams, "shuffle": False}  # the stream shuffles
     if pipeline is None:
         x, y = dataset.train
         return {
@@ -130,6 +145,13 @@ def batches(
     )
     if pipeline.cache and not shuffle:
         data = data.cache()
+    return _with_options(data, pipeline)
+
+
+def _with_options(data: Any, pipeline: PipelineSection) -> Any:
+    """`data` prefetched, with the pipeline's determinism and thread pool."""
+    import tensorflow as tf
+
     data = data.prefetch(tf.data.AUTOTUNE if pipeline.prefetch == "auto" else pipeline.prefetch)
     options = tf.data.Options()
     options.deterministic = pipeline.deterministic

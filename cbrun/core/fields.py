@@ -61,6 +61,10 @@ class InputFile:
     """Marker on a params field holding a user file; resolved against the config's folder."""
 
 
+class InputFolder:
+    """Marker on a params field holding a user folder; resolved like `InputFile`."""
+
+
 ImportPath = Annotated[
     str,
     Field(

@@ -1,9 +1,15 @@
-"""What every data source returns, and the shared train/validation/test split."""
+"""What every data source returns, and the shared train/validation/test split.
+
+A split is either `(x, y)` arrays held in memory or a `Stream`, which tf.data reads in
+batches while training (an image folder). Consumers go through `split_size`, `take` and
+`Dataset.feed`, which handle both, so no consumer needs to know which it has.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -13,6 +19,51 @@ from cbrun.core.errors import CbrunError
 from cbrun.core.fields import InputFile, StrictModel, Task
 
 Arrays = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class Stream:
+    """A split that tf.data reads in batches while training instead of holding it in memory.
+
+    Args:
+        labels: One label per sample, in the split's order (cheap to hold: no features).
+        input_shape: Shape of one sample's features.
+        batches: `batches(batch_size, shuffle, seed, cache_dir)` gives a `tf.data.Dataset`
+            of `(x, y)` batches; `cache_dir` is where a disk cache may go (None: no disk).
+        load: `load(index)` gives the samples at these positions as `(x, y)` arrays.
+    """
+
+    labels: np.ndarray
+    input_shape: tuple[int, ...]
+    batches: Callable[[int, bool, int, Any], Any]
+    load: Callable[[np.ndarray], Arrays]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+Split = Arrays | Stream
+
+
+def split_size(part: Split | None) -> int:
+    """Number of samples in a split (0 for a missing one)."""
+    if part is None:
+        return 0
+    return len(part) if isinstance(part, Stream) else int(len(part[0]))
+
+
+def labels_of(part: Split) -> np.ndarray:
+    return part.labels if isinstance(part, Stream) else part[1]
+
+
+def take(part: Split, index: np.ndarray) -> Arrays:
+    """The samples of a split at positions `index`, as arrays (a stream loads just those)."""
+    return part.load(index) if isinstance(part, Stream) else (part[0][index], part[1][index])
+
+
+def pick(count: int, size: int, seed: int) -> np.ndarray:
+    """`size` positions out of `count`, chosen by `seed`, in increasing order."""
+    return np.sort(np.random.default_rng(seed).permutation(count)[:size])
 
 
 class SplitParams(StrictModel):
@@ -35,6 +86,11 @@ class DataParams(StrictModel):
         """Raw feature values as this source hands them to the model (reused by `predict`)."""
         return x
 
+    def prediction_inputs(self, paths: list[Path]) -> tuple[list[str], np.ndarray] | None:
+        """Names and features of new inputs for `cbrun predict`, read as this source reads
+        its data; None: the source takes a CSV or NPZ of features (the default)."""
+        return None
+
 
 class FileDataParams(DataParams):
     """Params of a data source read from files, with optional separate split files."""
@@ -54,25 +110,41 @@ class FileDataParams(DataParams):
 class Dataset:
     """Train/validation/test arrays and what a model builder needs to know about them."""
 
-    train: Arrays
-    validation: Arrays | None
-    test: Arrays | None
+    train: Split
+    validation: Split | None
+    test: Split | None
     task: Task
     num_classes: int | None = None
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+    """Facts about the data for data.json and run.json beyond the shapes (skipped files, a
+    fingerprint); empty for in-memory sources."""
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        if isinstance(self.train, Stream):
+            return tuple(self.train.input_shape)
         return tuple(self.train[0].shape[1:])
 
     @property
     def output_units(self) -> int:
         if self.task == "classification":
             return int(self.num_classes or 2)
-        y = self.train[1]
+        y = labels_of(self.train)
         return 1 if y.ndim == 1 else int(y.shape[1])
+
+    @property
+    def streamed(self) -> bool:
+        return isinstance(self.train, Stream)
+
+    def feed(self, split: str, batch_size: int) -> dict[str, Any]:
+        """Keyword arguments of `model.evaluate` / `model.predict` for one split."""
+        part = getattr(self, split)
+        if isinstance(part, Stream):
+            return {"x": part.batches(batch_size, False, 0, None)}
+        return {"x": part[0], "y": part[1], "batch_size": batch_size}
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and variance of the training split (for standardisation).
@@ -80,26 +152,37 @@ class Dataset:
         Constant features get variance 1, as in scikit-learn's StandardScaler, so a value
         never seen in training cannot blow up.
         """
-        x = self.train[0].astype("float64")
-        variance = x.var(axis=0)
-        return x.mean(axis=0), np.where(variance < 1e-12, 1.0, variance)
+        if isinstance(self.train, Stream):
+            mean, variance = _streamed_moments(self.train)
+        else:
+            x = self.train[0].astype("float64")
+            mean, variance = x.mean(axis=0), x.var(axis=0)
+        return mean, np.where(variance < 1e-12, 1.0, variance)
 
     def summary(self) -> dict[str, Any]:
-        sizes = {
-            name: (0 if part is None else int(len(part[0])))
-            for name, part in (
-                ("train", self.train),
-                ("validation", self.validation),
-                ("test", self.test),
-            )
-        }
+        sizes = {name: split_size(getattr(self, name)) for name in ("train", "validation", "test")}
         return {
             "task": self.task,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "samples": sizes,
+            **self.record,
         }
+
+
+def _streamed_moments(stream: Stream) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and variance over one pass of a stream (Chan's parallel update)."""
+    count, mean, squares = 0, 0.0, 0.0
+    for x, _ in stream.batches(256, False, 0, None).as_numpy_iterator():
+        x = x.astype("float64")
+        n, batch_mean = len(x), x.mean(axis=0)
+        delta = batch_mean - mean
+        total = count + n
+        mean = mean + delta * n / total
+        squares = squares + ((x - batch_mean) ** 2).sum(axis=0) + delta**2 * count * n / total
+        count = total
+    return np.asarray(mean), np.asarray(squares) / count
 
 
 def make_dataset(
@@ -114,9 +197,7 @@ def make_dataset(
 ) -> Dataset:
     """Check, limit, shuffle and split arrays into a Dataset."""
     x, y = check_arrays(x, y, task, source)
-    if params.limit is not None and params.limit < len(x):
-        keep = np.random.default_rng(seed).permutation(len(x))[: params.limit]
-        x, y = x[np.sort(keep)], y[np.sort(keep)]
+    x, y = limit_arrays(x, y, params.limit, seed)
     train, validation, test = split_arrays(x, y, params.split, seed, task == "classification")
     if len(train[0]) == 0:
         raise CbrunError(f"{source}: no training samples left after the split")
@@ -150,6 +231,14 @@ def make_file_dataset(
         if path:
             setattr(dataset, name, check_arrays(*read(path), task, f"{source}: {name}_path"))
     return dataset
+
+
+def limit_arrays(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> Arrays:
+    """At most `limit` samples, chosen by `seed`, in their original order."""
+    if limit is None or limit >= len(x):
+        return x, y
+    keep = pick(len(x), limit, seed)
+    return x[keep], y[keep]
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Arrays:

@@ -32,6 +32,7 @@ RUN_FILES = (
     "report.html",
     "plots/",
     "state/",
+    "data_cache/",  # a streamed source's disk cache (data.cache: disk)
 )
 LR_DRIVING_CALLBACKS = ("learning_rate_scheduler", "reduce_lr_on_plateau")
 

@@ -18,7 +18,7 @@ from cbrun import registry
 from cbrun.compute.distribution import DistributionSection
 from cbrun.compute.speed import PipelineSection, Precision
 from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
-from cbrun.core.fields import InputFile, StrictModel, number_not_bool
+from cbrun.core.fields import InputFile, InputFolder, StrictModel, number_not_bool
 from cbrun.experiment.sweep_space import SweepSection
 from cbrun.experiment.yaml_source import (
     Document,
@@ -289,15 +289,17 @@ def resolve_input_files(config: ExperimentBase, document: Document) -> None:
         params = getattr(config, section)
         for name, field in type(params).model_fields.items():
             value = getattr(params, name)
-            if value is None or not any(m is InputFile for m in field.metadata):
+            folder = any(m is InputFolder for m in field.metadata)
+            if value is None or not (folder or any(m is InputFile for m in field.metadata)):
                 continue
             resolved = Path(os.path.expanduser(str(value)))
             if not resolved.is_absolute():
                 base_dir = Path(document.file_of((section, name))).parent
                 resolved = (base_dir / resolved).resolve()
-            if not resolved.is_file():
+            if not (resolved.is_dir() if folder else resolved.is_file()):
                 where = document.where((section, name))
-                raise ConfigError([f"{where}: {section}.{name}: file not found: {resolved}"])
+                kind = "folder" if folder else "file"
+                raise ConfigError([f"{where}: {section}.{name}: {kind} not found: {resolved}"])
             setattr(params, name, str(resolved))
 
 

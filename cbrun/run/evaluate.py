@@ -21,13 +21,13 @@ from cbrun.core.run_dir import (
     utc_now,
     write_json_atomic,
 )
-from cbrun.data.base import Dataset
+from cbrun.data.base import Dataset, split_size
 from cbrun.experiment.config import load_config
 from cbrun.inspect.plots import PLOTS_DIR
 from cbrun.inspect.show import evaluation_tables
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
-from cbrun.run.evaluation import analyse
 from cbrun.run.model_file import load_model_file
+from cbrun.run.scores import analyse
 from cbrun.run.train import MODEL_FILE
 
 
@@ -71,8 +71,7 @@ def evaluate_run(
     if data is None:
         raise CbrunError(f"{run_dir}: the run's data has no {split} split")
     metrics = model.evaluate(
-        *data,
-        batch_size=config.training.batch_size,
+        **dataset.feed(split, config.training.batch_size),
         verbose=0,
         return_dict=True,
         callbacks=callbacks,
@@ -80,13 +79,13 @@ def evaluate_run(
     shown = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
     out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")
     details, warnings = analyse(
-        model, data, dataset, config.training.batch_size, run_dir, f"{PLOTS_DIR}/{out.stem}"
+        model, dataset, split, config.training.batch_size, run_dir, f"{PLOTS_DIR}/{out.stem}"
     )
     result = {
         "split": split,
         "checkpoint": shown,
         "metrics": {k: float(v) for k, v in metrics.items()},
-        "samples": len(data[0]),
+        "samples": split_size(data),
         "evaluated_at": utc_now(),
         **details,
     }

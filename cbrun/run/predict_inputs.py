@@ -17,11 +17,25 @@ from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import CONFIG_FILE, read_json
 
 
-def read_inputs(run_dir: Path, path: Path) -> np.ndarray:
+def read_inputs(run_dir: Path, paths: list[Path]) -> tuple[list[str] | None, np.ndarray]:
+    """Names (None for table rows) and features of the inputs, prepared as in training.
+
+    A source may read its own kind of input (image files and folders for image_directory);
+    the others take one CSV or NPZ file of features.
+    """
+    params = _data_params(run_dir)
+    own = params.prediction_inputs(paths)
+    if own is not None:
+        return own
+    if len(paths) != 1:
+        raise CbrunError(f"predict: expected one CSV or NPZ file, got {len(paths)} inputs")
+    return None, _read_table(run_dir, paths[0], params)
+
+
+def _read_table(run_dir: Path, path: Path, params: Any) -> np.ndarray:
     """Features from a CSV or NPZ file, shaped and prepared as the run's training data."""
     data = read_json(run_dir / "data.json")
     shape = tuple(data["input_shape"])
-    params = _data_params(run_dir)
     if not path.is_file():
         raise CbrunError(f"{path}: no such file")
     if path.suffix.lower() == ".npz":
@@ -111,8 +125,16 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(map(str, shape)) + ")"
 
 
-def prediction_table(run_dir: Path, outputs: np.ndarray) -> Any:
-    """Model outputs as a DataFrame: class probabilities and the predicted label, or values."""
+def prediction_table(run_dir: Path, outputs: np.ndarray, names: list[str] | None = None) -> Any:
+    """Model outputs as a DataFrame: class probabilities and the predicted label, or values;
+    first a `file` column when the inputs were files."""
+    table = _outputs_table(run_dir, outputs)
+    if names is not None:
+        table.insert(0, "file", names)
+    return table
+
+
+def _outputs_table(run_dir: Path, outputs: np.ndarray) -> Any:
     import pandas as pd
 
     data = read_json(run_dir / "data.json")
@@ -134,23 +156,24 @@ def prediction_table(run_dir: Path, outputs: np.ndarray) -> Any:
 
 def predict_file(
     run_dir: Path,
-    input_path: Path,
+    input_paths: Path | list[Path],
     output: Path | None,
     checkpoint: str = "last",
     unsafe: bool = False,
     allow_imports: bool = False,
 ) -> str | None:
-    """Predict for every row of `input_path`; write the CSV to `output`, or return its text."""
+    """Predict for every row (or image) of the inputs; write the CSV to `output`, or return
+    its text."""
     if not (run_dir / "data.json").is_file():
         raise CbrunError(f"{run_dir}: not a finished run directory (no data.json)")
     if output is not None and output.exists():
         raise CbrunError(f"--output {output}: already exists (cbrun never overwrites a file)")
-    x = read_inputs(run_dir, input_path)
+    paths = [input_paths] if isinstance(input_paths, Path) else list(input_paths)
+    names, x = read_inputs(run_dir, paths)
     from cbrun.run.predict import predict_run  # TensorFlow: only once the input is known good
 
-    table = prediction_table(
-        run_dir, predict_run(run_dir, x, checkpoint, unsafe=unsafe, allow_imports=allow_imports)
-    )
+    outputs = predict_run(run_dir, x, checkpoint, unsafe=unsafe, allow_imports=allow_imports)
+    table = prediction_table(run_dir, outputs, names)
     text = table.to_csv(index=False, float_format="%.6g")
     if output is None:
         return text

@@ -29,19 +29,21 @@ from cbrun.core.run_dir import (
     write_json_atomic,
     write_text_atomic,
 )
+from cbrun.data.base import split_size
 from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
-from cbrun.run.evaluation import analyse
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.safeguards import SafetyChecks
+from cbrun.run.scores import analyse
 from cbrun.run.state import RunLock, SavedState, StateKeeper
 from cbrun.run.stray_output import stdout_kept_clean, stdout_to_stderr
 
 keras = import_keras()
 
 MODEL_FILE = "model.keras"
+DATA_CACHE = "data_cache"  # a streamed source's disk cache (data.cache: disk)
 
 
 @dataclass
@@ -139,6 +141,10 @@ def run(
         + ", ".join(f"{k} {v}" for k, v in dataset.summary()["samples"].items())
         + f"; model {config.model.type} ({model.count_params():,} parameters)"
     )
+    skipped = dataset.record.get("skipped_files")
+    if skipped:
+        plural = "s" if skipped > 1 else ""
+        reporter.print(f"[yellow]skipped {skipped} unreadable file{plural}[/] (see data.json)")
     if config.sweep is not None:
         reporter.print("note: `train` ignores the `sweep:` section; `cbrun sweep` runs it")
     if resumed is not None:
@@ -155,16 +161,13 @@ def run(
         model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
         if dataset.test is not None:
             test = model.evaluate(
-                *dataset.test,
-                batch_size=config.training.batch_size,
+                **dataset.feed("test", config.training.batch_size),
                 verbose=0,
                 return_dict=True,
                 callbacks=test_callbacks,
             )
             record["test_metrics"] = {k: float(v) for k, v in test.items()}
-            details, warnings = analyse(
-                model, dataset.test, dataset, config.training.batch_size, run_dir
-            )
+            details, warnings = analyse(model, dataset, "test", config.training.batch_size, run_dir)
             for warning in warnings:
                 record.setdefault("warnings", []).append(warning)
                 reporter.print(f"[yellow]warning:[/] {warning}")
@@ -174,7 +177,7 @@ def run(
                     "split": "test",
                     "checkpoint": MODEL_FILE,
                     "metrics": record["test_metrics"],
-                    "samples": len(dataset.test[0]),
+                    "samples": split_size(dataset.test),
                     "evaluated_at": utc_now(),
                     **details,
                 },
@@ -228,7 +231,13 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
     internal_first = [_LearningRateLogger()]
     internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
     return model.fit(
-        **speed.fit_inputs(dataset, training, config.experiment.seed, passes_done=keeper.epoch),
+        **speed.fit_inputs(
+            dataset,
+            training,
+            config.experiment.seed,
+            passes_done=keeper.epoch,
+            cache_dir=run_dir / DATA_CACHE,
+        ),
         epochs=training.epochs,
         steps_per_epoch=training.steps_per_epoch,
         validation_steps=training.validation_steps if dataset.validation is not None else None,

@@ -17,7 +17,7 @@ from sklearn import metrics
 
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_dataset, import_keras
-from cbrun.run.evaluation import classification_details, regression_details
+from cbrun.run.scores import classification_details, regression_details
 from conftest import ROOT, train_tiny
 
 keras = import_keras()

@@ -1,0 +1,182 @@
+"""Evaluation beyond one number: per-class metrics, the confusion matrix, ROC and PR curves for
+two classes, MAE/RMSE/R² for regression, and their pictures, from the model's predictions.
+
+`train`'s final test evaluation and every `cbrun eval` add `analyse(...)` to their eval JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbrun.callbacks.visual import class_names, class_probabilities
+from cbrun.data.base import labels_of
+from cbrun.inspect import plots
+from cbrun.inspect.plots import PLOTS_DIR
+
+CURVE_POINTS = 400  # ROC and PR curves are thinned to about this many points in the JSON
+
+
+def analyse(
+    model: Any,
+    dataset: Any,
+    split: str,
+    batch_size: int,
+    run_dir: Path,
+    folder: str = PLOTS_DIR,
+) -> tuple[dict[str, Any], list[str]]:
+    """The detailed metrics of `model` on one split of `dataset` (keys to add to eval.json),
+    and warnings. A streamed split is predicted batch by batch, in its labels' order.
+
+    Pictures go to `run_dir/folder` (`confusion_matrix.png` and so on) and are listed, relative
+    to the run directory, under `plots`. A failure to draw is a warning, never a lost
+    evaluation.
+    """
+    y = labels_of(getattr(dataset, split))
+    inputs = {k: v for k, v in dataset.feed(split, batch_size).items() if k != "y"}
+    outputs = np.asarray(model.predict(**inputs, verbose=0), dtype="float64")
+    if dataset.task == "classification":
+        outputs = outputs.reshape(len(y), -1)
+        details = classification_details(y, outputs, class_names(dataset))
+    else:
+        outputs = outputs.reshape(np.shape(y))
+        details = regression_details(y, outputs)
+    warnings: list[str] = []
+    try:
+        drawn = draw(details, y, outputs, run_dir / folder)
+        details["plots"] = [str(p.relative_to(run_dir)) for p in drawn]
+    except Exception as error:  # noqa: BLE001 - a drawing failure becomes a warning
+        warnings.append(f"evaluation plots not written: {type(error).__name__}: {error}")
+    return details, warnings
+
+
+def classification_details(y: np.ndarray, outputs: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """Per-class precision/recall/F1/support, averages, confusion matrix (and ROC/PR if binary)."""
+    from sklearn import metrics
+
+    labels = list(range(len(names)))
+    y = np.asarray(y).astype(int).ravel()
+    probabilities = class_probabilities(outputs)
+    predicted = probabilities.argmax(axis=1)
+    report = metrics.classification_report(
+        y, predicted, labels=labels, target_names=names, output_dict=True, zero_division=0
+    )
+    details: dict[str, Any] = {
+        "accuracy": float(np.mean(predicted == y)),
+        "per_class": {name: _scores(report[name]) for name in names},
+        "averages": {
+            "macro": _scores(report["macro avg"]),
+            "weighted": _scores(report["weighted avg"]),
+        },
+        "confusion_matrix": {
+            "labels": names,
+            "rows": "true class",
+            "columns": "predicted class",
+            "counts": metrics.confusion_matrix(y, predicted, labels=labels).tolist(),
+        },
+    }
+    if len(names) == 2:
+        details.update(_binary_curves(y, probabilities[:, 1], names[1]))
+    return details
+
+
+def _scores(row: dict[str, float]) -> dict[str, Any]:
+    return {
+        "precision": float(row["precision"]),
+        "recall": float(row["recall"]),
+        "f1": float(row["f1-score"]),
+        "support": int(row["support"]),
+    }
+
+
+def _binary_curves(y: np.ndarray, score: np.ndarray, positive: str) -> dict[str, Any]:
+    """ROC and precision-recall curves for the second class; none when a class is missing."""
+    from sklearn import metrics
+
+    if len(np.unique(y)) < 2:
+        reason = f"needs both classes in the evaluated split; it holds only `{int(y[0])}`"
+        return {"roc": {"positive_class": positive, "skipped": reason}, "pr": None}
+    fpr, tpr, roc_thresholds = metrics.roc_curve(y, score)
+    precision, recall, pr_thresholds = metrics.precision_recall_curve(y, score)
+    roc_keep = _thin(len(fpr))
+    pr_keep = _thin(len(precision))
+    return {
+        "roc": {
+            "positive_class": positive,
+            "auc": float(metrics.roc_auc_score(y, score)),
+            "fpr": fpr[roc_keep].tolist(),
+            "tpr": tpr[roc_keep].tolist(),
+            "thresholds": [_finite(t) for t in roc_thresholds[roc_keep]],
+        },
+        "pr": {
+            "positive_class": positive,
+            "average_precision": float(metrics.average_precision_score(y, score)),
+            "positive_rate": float(np.mean(y == 1)),
+            "precision": precision[pr_keep].tolist(),
+            "recall": recall[pr_keep].tolist(),
+            # precision_recall_curve gives one threshold fewer than points; the last point
+            # (recall 0, precision 1) has none.
+            "thresholds": [
+                _finite(pr_thresholds[i]) if i < len(pr_thresholds) else None for i in pr_keep
+            ],
+        },
+    }
+
+
+def _thin(count: int) -> np.ndarray:
+    """Indices of about CURVE_POINTS evenly spread points, always keeping both ends."""
+    if count <= CURVE_POINTS:
+        return np.arange(count)
+    return np.unique(np.linspace(0, count - 1, CURVE_POINTS).round().astype(int))
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None  # JSON has no infinity
+
+
+def regression_details(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    """MAE, RMSE and R² over all targets (and per target when there are several)."""
+    from sklearn import metrics
+
+    y = np.asarray(y, dtype="float64")
+
+    def scores(true: np.ndarray, guess: np.ndarray) -> dict[str, float | None]:
+        r2 = float(metrics.r2_score(true, guess)) if len(true) > 1 else None
+        return {
+            "mae": float(metrics.mean_absolute_error(true, guess)),
+            "rmse": math.sqrt(float(metrics.mean_squared_error(true, guess))),
+            "r2": r2,
+        }
+
+    details: dict[str, Any] = {"regression": scores(y, predicted)}
+    if y.ndim == 2 and y.shape[1] > 1:
+        details["regression"]["per_target"] = [
+            scores(y[:, i], predicted[:, i]) for i in range(y.shape[1])
+        ]
+    return details
+
+
+def draw(details: dict[str, Any], y: np.ndarray, outputs: np.ndarray, out_dir: Path) -> list[Path]:
+    """The evaluation's PNGs: confusion matrix, ROC and PR (binary), or residuals."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if "confusion_matrix" in details:
+        matrix = details["confusion_matrix"]
+        written.append(
+            plots.plot_confusion_matrix(
+                matrix["counts"], matrix["labels"], out_dir / "confusion_matrix.png"
+            )
+        )
+    roc, pr = details.get("roc"), details.get("pr")
+    if roc and "auc" in roc:
+        written.append(plots.plot_roc(roc, out_dir / "roc.png"))
+    if pr:
+        written.append(plots.plot_pr(pr, out_dir / "pr.png"))
+    if "regression" in details:
+        written.append(
+            plots.plot_residuals(np.asarray(y, dtype="float64"), outputs, out_dir / "residuals.png")
+        )
+    return written
