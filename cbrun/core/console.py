@@ -28,6 +28,11 @@ class Reporter:
         self.screen = make_console(stderr=True)
         self._log: Any = None
 
+    @property
+    def live(self) -> bool:
+        """Whether live progress (a bar inside each epoch) has a terminal to go to."""
+        return not self.quiet and self.screen.is_terminal
+
     def attach_log(self, path: Path) -> None:
         self._log = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._plain = Console(file=self._log, width=120, no_color=True, highlight=False)

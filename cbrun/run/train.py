@@ -35,6 +35,7 @@ from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.run.interrupts import Interrupted, InterruptGuard
+from cbrun.run.progress import EpochProgress
 from cbrun.run.safeguards import SafetyChecks
 from cbrun.run.scores import analyse
 from cbrun.run.state import RunLock, SavedState, StateKeeper
@@ -230,6 +231,8 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
     training = config.training
     internal_first = [_LearningRateLogger()]
     internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
+    if reporter.live:
+        internal_first.append(EpochProgress(reporter.screen, training.epochs))
     return model.fit(
         **speed.fit_inputs(
             dataset,
