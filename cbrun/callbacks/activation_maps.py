@@ -36,6 +36,9 @@ class ActivationMapsParams(CallbackParams):
     With `evaluate` in `phases`, each evaluation also draws the test samples (`evaluate_NN.*`).
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     model_config = ConfigDict(json_schema_extra={"examples": [{"every": 5, "samples": 2}]})
 
     type: Literal["activation_maps"]

@@ -24,6 +24,9 @@ class AugmentationScheduleParams(FitOnlyParams):
     `augmentation_<kind>`.
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["augmentation_schedule"]
     augmentation: Literal["gaussian_noise", "random_flip", "random_rotation"] = Field(
         description="What to apply.", examples=["gaussian_noise"]

@@ -18,6 +18,9 @@ class BackupAndRestoreParams(FitOnlyParams):
     same folder resumes from them. It belongs to this callback alone.
     """
 
+    def batch_hooks(self) -> bool:
+        return self.save_freq != "epoch"
+
     type: Literal["backup_and_restore"]
     backup_dir: RunPath = Field("backup", description="Folder inside the run directory.")
     save_freq: Literal["epoch"] | PositiveInt = Field(

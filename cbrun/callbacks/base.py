@@ -66,6 +66,12 @@ class CallbackParams(StrictModel):
         """(param, metric) pairs this callback reads from the epoch logs; checked up front."""
         return []
 
+    def batch_hooks(self) -> bool:
+        """Whether the callback needs a hook called after every batch. When none does,
+        `training.steps_per_execution: auto` runs many batches per call into TensorFlow (a
+        batch hook would then be called once per call). Unknown callbacks say yes."""
+        return True
+
     def build_problems(self, config_dir: Path) -> list[tuple[tuple[str, ...], str]]:
         """What building this callback would refuse, found before training (`validate` too):
         (key path inside the item, message) pairs. `config_dir` is the config file's folder."""

@@ -15,6 +15,9 @@ from cbrun.registry import callbacks
 class CsvLoggerParams(FitOnlyParams):
     """Write each epoch's metrics as a CSV row (keras CSVLogger)."""
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["csv_logger"]
     filename: RunPath = Field("log.csv", description="CSV file inside the run directory.")
     separator: str = Field(",", min_length=1, max_length=1)

@@ -13,6 +13,9 @@ from cbrun.registry import callbacks
 class EarlyStoppingParams(MonitorParams):
     """Stop training when a monitored metric has stopped improving (keras EarlyStopping)."""
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["early_stopping"]
     patience: NonNegativeInt = Field(0, description="Epochs without improvement before stopping.")
     min_delta: NonNegativeFloat = Field(0.0, description="Smallest change that counts as better.")

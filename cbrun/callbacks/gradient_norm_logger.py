@@ -24,6 +24,9 @@ class GradientNormLoggerParams(FitOnlyParams):
     (`compile.optimizer.args: {global_clipnorm: 1.0}`); this shows the norms before clipping.
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["gradient_norm_logger"]
     batch_size: PositiveInt | None = Field(
         None, description="Samples in the fixed batch; default: training.batch_size."

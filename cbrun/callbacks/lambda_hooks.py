@@ -12,6 +12,11 @@ from cbrun.core.importing import import_object
 from cbrun.registry import callbacks
 
 _WITH_INDEX = "called with (epoch or batch index, logs)"
+BATCH_HOOKS = tuple(
+    f"on_{phase}batch_{when}"
+    for phase in ("", "train_", "test_", "predict_")
+    for when in ("begin", "end")
+)
 
 
 def _hook(takes: str = _WITH_INDEX) -> Any:
@@ -26,6 +31,9 @@ class LambdaParams(CallbackParams):
     `phases` for `on_test_*` / `on_predict_*` hooks to run in `cbrun eval` and prediction
     (in `fit`, `on_test_*` hooks run at each validation).
     """
+
+    def batch_hooks(self) -> bool:
+        return any(getattr(self, name) for name in BATCH_HOOKS)
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"on_epoch_end": "my_project.hooks:log_epoch"}]}

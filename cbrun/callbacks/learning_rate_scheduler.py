@@ -14,6 +14,9 @@ from cbrun.registry import callbacks
 class LearningRateSchedulerParams(FitOnlyParams):
     """Set the learning rate each epoch from a named schedule (keras LearningRateScheduler)."""
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["learning_rate_scheduler"]
     schedule: registry.schedules.union() = Field(  # type: ignore[valid-type]
         description="A per-epoch schedule chosen by `type`.",

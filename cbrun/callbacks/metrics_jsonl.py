@@ -24,6 +24,9 @@ class MetricsJsonlParams(CallbackParams):
     the end of each. Lines are appended, so `cbrun eval` adds to the file training wrote.
     """
 
+    def batch_hooks(self) -> bool:
+        return self.batch_every > 0
+
     type: Literal["metrics_jsonl"]
     filename: RunPath = Field("metrics.jsonl", description="JSON Lines file in the run directory.")
     batch_every: NonNegativeInt = Field(

@@ -70,6 +70,9 @@ class MlflowParams(FitOnlyParams):
     Needs `pip install "cbrun[mlflow]"`.
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["mlflow"]
     tracking_uri: str | None = Field(
         None,

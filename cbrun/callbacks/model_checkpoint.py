@@ -18,6 +18,9 @@ class ModelCheckpointParams(MonitorParams):
     `filepath` may hold `{epoch}` and any logged metric: `epoch{epoch:02d}-{val_loss:.3f}.keras`.
     """
 
+    def batch_hooks(self) -> bool:
+        return self.save_freq != "epoch"
+
     type: Literal["model_checkpoint"]
     filepath: RunPath = Field(
         "checkpoints/epoch{epoch:03d}.keras",

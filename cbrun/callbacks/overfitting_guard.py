@@ -19,6 +19,9 @@ class OverfittingGuardParams(FitOnlyParams):
     as `overfitting_ratio`; the reason for stopping goes to run.json's `stop_reason`.
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["overfitting_guard"]
     ratio: float = Field(1.5, gt=1, description="Stop when val_metric / metric exceeds this.")
     patience: PositiveInt = Field(3, description="Consecutive epochs above the ratio to stop.")

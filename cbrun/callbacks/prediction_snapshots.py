@@ -37,6 +37,9 @@ class PredictionSnapshotsParams(FitOnlyParams):
     `<directory>/epoch_NNN.png` and, when training ends, `<directory>/predictions.gif`.
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["prediction_snapshots"]
     every: PositiveInt = Field(1, description="Plot every N epochs.")
     samples: PositiveInt = Field(

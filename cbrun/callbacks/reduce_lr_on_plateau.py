@@ -16,6 +16,9 @@ class ReduceLROnPlateauParams(MonitorParams):
     The new rate shows in the next epoch's `learning_rate` (history, CSV, TensorBoard).
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["reduce_lr_on_plateau"]
     factor: float = Field(0.1, gt=0, lt=1, description="Multiplier applied at each reduction.")
     patience: NonNegativeInt = Field(10, description="Epochs without improvement before reducing.")

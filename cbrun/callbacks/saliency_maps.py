@@ -53,6 +53,9 @@ class SaliencyMapsParams(CallbackParams):
     With `evaluate` in `phases`, each evaluation also maps the test sample (`evaluate_NN.*`).
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"method": "integrated_gradients", "every": 5}]}
     )

@@ -18,6 +18,9 @@ class SwapEMAWeightsParams(FitOnlyParams):
     callback before `model_checkpoint` for that.
     """
 
+    def batch_hooks(self) -> bool:
+        return False
+
     type: Literal["swap_ema_weights"]
     swap_on_epoch: bool = Field(
         False, description="Also swap at each epoch's end (for checkpoints of EMA weights)."

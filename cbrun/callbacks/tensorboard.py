@@ -14,6 +14,9 @@ from cbrun.registry import callbacks
 class TensorBoardParams(FitOnlyParams):
     """Write TensorBoard event files: scalars, weight histograms, graph (keras TensorBoard)."""
 
+    def batch_hooks(self) -> bool:
+        return self.update_freq != "epoch" or bool(self.profile_batch)
+
     type: Literal["tensorboard"]
     log_dir: RunPath = Field("tensorboard", description="Folder inside the run directory.")
     histogram_freq: NonNegativeInt = Field(0, description="Weight histograms every N epochs.")

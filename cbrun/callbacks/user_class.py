@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.lambda_hooks import BATCH_HOOKS
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import ImportPath
 from cbrun.core.importing import import_object, imports_refused
@@ -47,6 +48,12 @@ class UserClassParams(CallbackParams):
 
     def logged_metrics(self) -> list[str]:
         return list(self.logged_metrics_)
+
+    def batch_hooks(self) -> bool:
+        """Whether the class overrides any of Keras' per-batch hooks (it is imported by now)."""
+        cls = _callback_class(self)
+        base = next(b for b in cls.__mro__ if b.__name__ == "Callback")
+        return any(getattr(cls, name) is not getattr(base, name) for name in BATCH_HOOKS)
 
     def build_problems(self, config_dir: Path) -> list[tuple[tuple[str, ...], str]]:
         if imports_refused():

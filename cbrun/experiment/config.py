@@ -95,10 +95,11 @@ class TrainingSection(StrictModel):
         "after the last). Each save writes the model and optimizer: raise N for very short "
         "epochs; a resume then repeats up to N-1 epochs.",
     )
-    steps_per_execution: PositiveInt = Field(
-        1,
+    steps_per_execution: PositiveInt | Literal["auto"] = Field(
+        "auto",
         description="Batches per call into TensorFlow; more cuts per-batch Python overhead "
-        "(batch-level callback hooks then run every N batches).",
+        "(batch-level callback hooks then run every N batches). `auto`: 32 (at most an "
+        "epoch's batches) when no callback has a per-batch hook, else 1.",
     )
     jit_compile: bool | Literal["auto"] = Field(
         "auto", description="XLA compilation; `auto` lets Keras decide (off on CPU-only hosts)."

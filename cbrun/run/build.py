@@ -9,10 +9,10 @@ from typing import Any
 
 from cbrun import registry
 from cbrun.callbacks.base import BuildContext
-from cbrun.compute.speed import dtype_policy
+from cbrun.compute.speed import dtype_policy, steps_per_execution
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.native_logs import quiet_native_logs
-from cbrun.data.base import Dataset
+from cbrun.data.base import Dataset, split_size
 from cbrun.models.head import DEFAULT_LOSS, DEFAULT_METRICS
 
 
@@ -69,7 +69,7 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
             optimizer=config.compile.optimizer.build(),
             loss=keras.losses.get(config.compile.loss),
             metrics=list(config.compile.metrics),
-            steps_per_execution=config.training.steps_per_execution,
+            steps_per_execution=steps_per_execution(config, split_size(dataset.train))[0],
             jit_compile=config.training.jit_compile,
         )
     except (ValueError, TypeError) as error:

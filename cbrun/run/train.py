@@ -100,7 +100,7 @@ def train(
         "epochs_planned": config.training.epochs,
         "epochs_completed": 0,
         "data": dataset.summary(),
-        "speed": speed.describe(config.training, model),
+        "speed": speed.describe(config, model, split_size(dataset.train)),
         "distribution": describe_strategy(config.distribution, strategy),
         "config_file": str(config_path.resolve()),
         "config_files": [str(path.resolve()) for path in paths],

@@ -63,6 +63,7 @@ def test_pipeline_run_trains_every_epoch_and_records_its_settings(fast_runs):
     assert record["epochs_completed"] == 3  # steps_per_epoch over a finite tf.data pipeline
     assert record["speed"] == {
         "steps_per_execution": 3,
+        "steps_per_execution_chosen_by": "training.steps_per_execution",
         "jit_compile": False,
         "precision": "mixed_float16",
         "input": "cbrun tf.data",
