@@ -200,11 +200,17 @@ def _selected(scores: Any, targets: Any, classification: bool) -> Any:
     return tf.gather(scores, targets, axis=1, batch_dims=1)
 
 
-def _gradient_function(scorer: Scorer, classification: bool) -> Any:
-    """A compiled `(x, targets) -> d score[target] / d x` (or d score / d captured output)."""
+def _gradient_function(scorer: Scorer, classification: bool, input_shape: tuple) -> Any:
+    """A compiled `(x, targets) -> d score[target] / d x` (or d score / d captured output),
+    traced once for any batch size."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
+    signature = [
+        tf.TensorSpec((None, *input_shape), "float32"),
+        tf.TensorSpec((None,), "int32"),
+    ]
+
+    @tf.function(input_signature=signature)
     def gradients(x: Any, targets: Any) -> Any:
         with tf.GradientTape() as tape:
             tape.watch(x)
@@ -243,7 +249,8 @@ class Attributor:
         self.rng = np.random.default_rng(seed)
         capture = conv_layer(model, layer) if method == "grad_cam" else None
         self.scorer = Scorer(model, capture)
-        self.gradients = _gradient_function(self.scorer, classification)
+        self.classification = classification
+        self.compiled: Any = None
 
     def __call__(self, x: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Attributions of `x` (same shape) to class `targets`; Grad-CAM: samples × H × W."""
@@ -251,9 +258,11 @@ class Attributor:
 
         x = np.asarray(x, dtype="float32")
         chosen = tf.constant(np.asarray(targets).astype("int32"))
+        if self.compiled is None:
+            self.compiled = _gradient_function(self.scorer, self.classification, x.shape[1:])
 
         def grad(inputs: np.ndarray, classes: Any = chosen) -> np.ndarray:
-            return self.gradients(tf.constant(inputs), classes)[0].numpy()
+            return self.compiled(tf.constant(inputs), classes)[0].numpy()
 
         if self.method == "gradient":
             return grad(x)
@@ -276,7 +285,7 @@ class Attributor:
                 grads = grad(path.reshape((-1, *x.shape[1:])), tf.tile(chosen, [len(chunk)]))
                 total += grads.reshape((len(chunk), *x.shape)).sum(axis=0)
             return (x - baseline) * total / self.steps
-        grads, maps = (t.numpy() for t in self.gradients(tf.constant(x), chosen))  # grad_cam
+        grads, maps = (t.numpy() for t in self.compiled(tf.constant(x), chosen))  # grad_cam
         weights = grads.mean(axis=(1, 2), keepdims=True)  # each channel's mean gradient
         cam = np.maximum((weights * maps).sum(axis=-1), 0)[..., None]
         return tf.image.resize(cam, x.shape[1:3], method="bilinear").numpy()[..., 0]
