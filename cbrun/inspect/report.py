@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cbrun.callbacks.activation_maps import GIF_NAME as ACTIVATIONS_GIF
+from cbrun.callbacks.saliency_maps import GIF_NAME as SALIENCY_GIF
+from cbrun.callbacks.visual import epoch_frames
 from cbrun.core.console import Reporter, format_number
 from cbrun.core.run_dir import CONFIG_FILE, write_text_atomic
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
@@ -22,6 +25,7 @@ EVAL_FILE = "eval.json"
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -127,6 +131,7 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
             _table(["monitor", "mode", "best", "epoch"], best_rows, numeric=(2, 3)),
         ]
     body += _evaluation(run_dir)
+    body += _interpretability(run_dir)
     body += [
         "<h2>Learning curves</h2>",
         f'<div class="plots">{images}</div>' if images else "<p>No history was recorded.</p>",
@@ -213,6 +218,25 @@ def _evaluation(run_dir: Path) -> list[str]:
     if images:
         body.append(f'<div class="plots">{images}</div>')
     return body
+
+
+def _interpretability(run_dir: Path) -> list[str]:
+    """The newest picture of each saliency_maps / activation_maps folder, with its GIF linked."""
+    figures = []
+    for gif in sorted(run_dir.glob("*/*.gif")):
+        if gif.name not in (SALIENCY_GIF, ACTIVATIONS_GIF):
+            continue
+        frames = epoch_frames(gif.parent)
+        if not frames:
+            continue
+        folder = gif.parent.relative_to(run_dir)
+        kind = "saliency" if gif.name == SALIENCY_GIF else "activations"
+        link = f'<a href="{html.escape(str(folder / gif.name))}">all epochs (GIF)</a>'
+        last = [frames[-1], *sorted(gif.parent.glob("evaluate_*.png"))[-1:]]
+        images = "".join(_image(p, f"{kind} {folder}/{p.stem}") for p in last)
+        figures.append(f"<h3>{html.escape(str(folder))}/ ({kind}): {link}</h3>")
+        figures.append(f'<div class="plots">{images}</div>')
+    return ["<h2>Inside the model</h2>", *figures] if figures else []
 
 
 def _scores(scores: dict[str, Any]) -> list[str]:

@@ -332,3 +332,19 @@ def test_activation_maps_name_existing_layers(cli, make_config, runs_dir, tmp_pa
     assert not list(runs_dir.glob("*/*"))
     tabular = cli("train", make_config({"callbacks": [{"type": "activation_maps"}]}))
     assert tabular.exit_code == 2 and "the model has no conv layer" in tabular.stderr
+
+
+def test_the_report_shows_the_newest_picture_of_each_folder_and_links_its_gif(corner):
+    import base64
+
+    html = (corner["run_dir"] / "report.html").read_text()
+    assert "<h2>Inside the model</h2>" in html
+    for folder, gif in [(m, "saliency.gif") for m in LEAST_SHARE] + [
+        ("activations", "activations.gif"),
+        ("pooled", "activations.gif"),
+    ]:
+        last = sorted((corner["run_dir"] / folder).glob("epoch_*.png"))[-1]
+        assert base64.b64encode(last.read_bytes()).decode("ascii") in html, folder
+        assert f'<a href="{folder}/{gif}">' in html
+    evaluation = corner["run_dir"] / "integrated_gradients" / "evaluate_01.png"
+    assert base64.b64encode(evaluation.read_bytes()).decode("ascii") in html
