@@ -8,6 +8,8 @@ map spread evenly would give.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -348,3 +350,70 @@ def test_the_report_shows_the_newest_picture_of_each_folder_and_links_its_gif(co
         assert f'<a href="{folder}/{gif}">' in html
     evaluation = corner["run_dir"] / "integrated_gradients" / "evaluate_01.png"
     assert base64.b64encode(evaluation.read_bytes()).decode("ascii") in html
+
+
+def test_maps_under_a_mirrored_strategy_are_those_of_the_trained_model(make_config, runs_dir):
+    """Two logical CPU devices need a fresh process; the maps come from the mirrored weights."""
+    from conftest import run_dirs, run_subprocess
+
+    x, y = corner_images(200, seed=4)
+    config = make_config(
+        {
+            "data": {
+                "type": "npz",
+                "path": "corner.npz",
+                "samples": None,
+                "features": None,
+                "classes": None,
+            },
+            "distribution": {"strategy": "mirrored", "cpu_devices": 2},
+            "model": CNN,
+            "training": {"epochs": 1},
+            "callbacks": [
+                {"type": "saliency_maps", "samples": 4},
+                {"type": "saliency_maps", "method": "grad_cam", "samples": 4, "directory": "cam"},
+                {"type": "activation_maps", "samples": 1},
+            ],
+        }
+    )
+    np.savez(config.parent / "corner.npz", x=x, y=y)
+    done = run_subprocess("train", config, "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = run_dirs(runs_dir)
+    assert json.loads((run_dir / "run.json").read_text())["distribution"]["replicas"] == 2
+    model = keras.saving.load_model(run_dir / "model.keras")
+    dataset = build_dataset(load_config(run_dir / "config.yaml")[0])
+    for folder, method in (("saliency", "integrated_gradients"), ("cam", "grad_cam")):
+        with np.load(run_dir / folder / "epoch_001.npz") as saved:
+            inputs = dataset.validation[0][saved["indices"]]
+            again = saliency(Attributor(model, method)(inputs, saved["labels"]), 3)
+            np.testing.assert_allclose(saved["maps"], again, rtol=1e-3, atol=1e-6)
+    assert (run_dir / "activations" / "epoch_001.png").is_file()
+
+
+def test_regression_attributes_the_prediction_to_each_feature(tmp_path):
+    """y = x @ w: the integrated gradients of the final model add up to its prediction."""
+    result = train_tiny(
+        tmp_path,
+        {
+            "data": {
+                "type": "synthetic_regression",
+                "samples": 200,
+                "features": 6,
+                "classes": None,
+            },
+            "model": {"type": "mlp", "units": [8]},
+            "training": {"epochs": 2},
+            "callbacks": [{"type": "saliency_maps", "every": 2, "samples": 5, "steps": 256}],
+        },
+    )
+    model = keras.saving.load_model(result.run_dir / "model.keras")
+    dataset = build_dataset(load_config(result.run_dir / "config.yaml")[0])
+    with np.load(result.run_dir / "saliency" / "epoch_002.npz") as saved:
+        assert saved["maps"].shape == (5, 6)
+        x = dataset.validation[0][saved["indices"]]
+        np.testing.assert_allclose(saved["predicted"], model.predict(x, verbose=0)[:, 0], rtol=1e-5)
+    # Completeness: attributions sum to f(x) - f(baseline 0).
+    signed = Attributor(model, steps=256, classification=False)(x, np.zeros(5, int))
+    difference = model.predict(x, verbose=0)[:, 0] - model.predict(0 * x, verbose=0)[:, 0]
+    np.testing.assert_allclose(signed.sum(axis=1), difference, rtol=0.02, atol=1e-3)
