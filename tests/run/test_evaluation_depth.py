@@ -244,3 +244,56 @@ def test_several_regression_targets_are_scored_together_and_each():
     assert scores["per_target"][1]["rmse"] == pytest.approx(np.sqrt(2 / 3))
     assert scores["mae"] == pytest.approx(metrics.mean_absolute_error(y, guess))
     assert scores["r2"] == pytest.approx(metrics.r2_score(y, guess))
+
+
+def test_long_curves_are_thinned_evenly_keeping_both_ends():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 5000)
+    score = np.clip(y * 0.3 + rng.uniform(size=5000), 0, 1)
+    details = classification_details(y, np.stack([1 - score, score], axis=1), ["a", "b"])
+    full_fpr, _, _ = metrics.roc_curve(y, score)
+    full_precision, _, _ = metrics.precision_recall_curve(y, score)
+    assert len(full_precision) > 400
+    for curve, full in (
+        (details["roc"]["fpr"], full_fpr),
+        (details["pr"]["precision"], full_precision),
+    ):
+        assert len(curve) == min(len(full), 400)
+        assert curve[0] == pytest.approx(full[0]) and curve[-1] == pytest.approx(full[-1])
+    assert details["pr"]["average_precision"] == pytest.approx(
+        metrics.average_precision_score(y, score)
+    )  # the scores use every point
+
+
+def test_show_leaves_a_confusion_matrix_of_many_classes_to_the_picture():
+    from rich.console import Console
+
+    from cbrun.inspect.show import evaluation_tables
+
+    def printed(classes: int) -> str:
+        names = [f"c{i}" for i in range(classes)]
+        counts = np.eye(classes, dtype=int).tolist()
+        console = Console(width=400, record=True)
+        for table in evaluation_tables({"confusion_matrix": {"labels": names, "counts": counts}}):
+            console.print(table)
+        return console.export_text()
+
+    assert "c19" in printed(20) and "see plots" not in printed(20)
+    many = printed(21)
+    assert "21 classes: see plots/confusion_matrix.png" in many and "c20" not in many
+
+
+def test_a_drawing_failure_is_a_warning_and_the_evaluation_is_kept(cli, make_config, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ink")
+
+    monkeypatch.setattr("cbrun.inspect.plots.plot_confusion_matrix", broken)
+    result = cli("train", make_config(), "--json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    run_dir = Path(json.loads(result.stdout)["path"])
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["warnings"] == ["evaluation plots not written: RuntimeError: no ink"]
+    evaluation = strict_json(run_dir / "eval.json")
+    assert sum(map(sum, evaluation["confusion_matrix"]["counts"])) == evaluation["samples"]
+    assert "plots" not in evaluation
