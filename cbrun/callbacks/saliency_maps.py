@@ -17,10 +17,10 @@ from pydantic import (
 
 from cbrun.callbacks.base import BuildContext, CallbackParams
 from cbrun.callbacks.visual import (
+    captioned_grid,
     class_names,
     class_probabilities,
     grid_shape,
-    mosaic,
     periodic_callback,
     phase_samples,
 )
@@ -340,25 +340,10 @@ def overlays(x: np.ndarray, maps: np.ndarray, alpha: float = 0.8) -> np.ndarray:
 
 def plot_overlays(x: np.ndarray, maps: np.ndarray, captions: list[str], title: str) -> Any:
     """The images with their maps over them, in a grid, each captioned (e.g. true / predicted)."""
-    rows, columns = grid_shape(len(x))
-    height, width = maps.shape[1:3]
-    pad = max(2, height // 4)
-    figure = make_figure(1.3 * columns, 1.4 * rows + 0.4)
-    axes = figure.add_subplot()
-    axes.imshow(mosaic(overlays(x, maps), columns, pad), interpolation="nearest")
-    for index, caption in enumerate(captions):
-        row, column = divmod(index, columns)
-        axes.text(
-            pad + column * (width + pad) + width / 2,
-            pad + row * (height + pad) - 0.6,
-            caption,
-            ha="center",
-            va="bottom",
-            fontsize=7,
-        )
-    axes.set_axis_off()
-    axes.set_title(title, fontsize=9, pad=12)
-    return figure
+    height = maps.shape[1]
+    scale = max(1, 96 // height)  # an 8×8 digit is drawn 96 pixels tall
+    columns = grid_shape(len(x))[1]
+    return captioned_grid(list(overlays(x, maps)), captions, title, columns, scale)
 
 
 def plot_feature_bars(maps: np.ndarray, names: list[str], title: str, top: int = 30) -> Any:
@@ -438,8 +423,9 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
         )
         target = f"the {params.target} class" if classification else "the prediction"
         title = f"{when}: {METHOD_TITLES[params.method]} for {target}"
+        path = folder / f"{stem}.png"
         if len(shape) == 1:
-            figure = plot_feature_bars(maps, features, f"{title} ({len(x)} samples)")
+            plot_feature_bars(maps, features, f"{title} ({len(x)} samples)").savefig(path)
         else:
             if classification:
                 captions = [
@@ -450,9 +436,7 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
             else:
                 true = y if y.ndim == 1 else y[:, 0]
                 captions = [f"{t:.3g} / {p:.3g}" for t, p in zip(true, predicted, strict=True)]
-            figure = plot_overlays(x, maps, captions, title)
-        path = folder / f"{stem}.png"
-        figure.savefig(path)
+            plot_overlays(x, maps, captions, title).save(path)
         return path
 
     return periodic_callback(params, ctx, write, GIF_NAME)
