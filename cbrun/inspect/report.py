@@ -141,6 +141,7 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
         f'<div class="plots">{images}</div>' if images else "<p>No history was recorded.</p>",
         "<h2>Data</h2>",
         _table([], _data_rows(record.get("data") or {})),
+        *_model_summary(run_dir),
         "<h2>Config</h2>",
         f"<pre>{e(config)}</pre>",
         "<h2>Artifacts</h2>",
@@ -269,6 +270,14 @@ def _message(text: str) -> _Html:
 def _link(path: str, text: str) -> _Html:
     """A link to a file or folder of the run, relative to the report (it sits in the run dir)."""
     return _Html(f'<a href="{html.escape(path)}">{html.escape(text)}</a>')
+
+
+def _model_summary(run_dir: Path) -> list[str]:
+    try:
+        summary = (run_dir / "model_summary.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return ["<h2>Model</h2>", f"<pre>{html.escape(summary)}</pre>"]
 
 
 def _data_rows(data: dict[str, Any]) -> list[list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_module
 import json
 import os
 import re
@@ -74,6 +75,9 @@ def test_report_is_self_contained(run):
     assert "@import" not in html and "url(" not in html
     assert record["stop_reason"] in html and "step_decay" in html  # status and config
     assert f"{record['test_metrics']['accuracy']:.4f}" in html
+    summary = (run / "model_summary.txt").read_text()
+    assert "<h2>Model</h2>" in html and "Total params" in summary
+    assert html_module.escape(summary) in html
 
 
 def ink(image: np.ndarray) -> int:
