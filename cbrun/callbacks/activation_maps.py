@@ -8,8 +8,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
 
+from cbrun.callbacks.attribution import is_conv
 from cbrun.callbacks.base import BuildContext, CallbackParams
-from cbrun.callbacks.saliency_maps import is_conv
 from cbrun.callbacks.visual import (
     captioned_grid,
     class_names,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbrun.callbacks.saliency_maps import Attributor, saliency
+from cbrun.callbacks.attribution import Attributor, saliency
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_dataset, import_keras
 from conftest import train_tiny
