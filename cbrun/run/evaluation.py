@@ -30,17 +30,20 @@ def analyse(
     """The detailed metrics of `model` on `data` (keys to add to eval.json), and warnings.
 
     Pictures go to `run_dir/folder` (`confusion_matrix.png` and so on) and are listed, relative
-    to the run directory, under `plots`. A failure to draw is a warning, never a lost
-    evaluation.
+    to the run directory, under `plots`. A failure here is a warning, never a lost evaluation
+    (Keras' own metrics are recorded either way).
     """
     x, y = data
-    outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
-    if dataset.task == "classification":
-        outputs = outputs.reshape(len(x), -1)
-        details = classification_details(y, outputs, class_names(dataset))
-    else:
-        outputs = outputs.reshape(np.shape(y))
-        details = regression_details(y, outputs)
+    try:
+        outputs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
+        if dataset.task == "classification":
+            outputs = outputs.reshape(len(x), -1)
+            details = classification_details(y, outputs, class_names(dataset))
+        else:
+            outputs = outputs.reshape(np.shape(y))
+            details = regression_details(y, outputs)
+    except Exception as error:  # noqa: BLE001 - e.g. outputs of a shape cbrun cannot score
+        return {}, [f"evaluation details not computed: {type(error).__name__}: {error}"]
     warnings: list[str] = []
     try:
         drawn = draw(details, y, outputs, run_dir / folder)

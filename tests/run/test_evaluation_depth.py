@@ -297,3 +297,22 @@ def test_a_drawing_failure_is_a_warning_and_the_evaluation_is_kept(cli, make_con
     evaluation = strict_json(run_dir / "eval.json")
     assert sum(map(sum, evaluation["confusion_matrix"]["counts"])) == evaluation["samples"]
     assert "plots" not in evaluation
+
+
+def test_outputs_that_cannot_be_scored_are_a_warning_not_a_failed_run(
+    cli, make_config, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise ValueError("outputs of shape (40, 7) for 3 classes")
+
+    monkeypatch.setattr("cbrun.run.evaluation.classification_details", broken)
+    result = cli("train", make_config(), "--json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    run_dir = Path(json.loads(result.stdout)["path"])
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["test_metrics"]
+    assert record["warnings"] == [
+        "evaluation details not computed: ValueError: outputs of shape (40, 7) for 3 classes"
+    ]
+    evaluation = strict_json(run_dir / "eval.json")
+    assert set(evaluation) == OLD_KEYS and evaluation["metrics"] == record["test_metrics"]
