@@ -8,16 +8,16 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
 
+from cbrun.callbacks.attribution import is_conv
 from cbrun.callbacks.base import BuildContext, CallbackParams
-from cbrun.callbacks.saliency_maps import is_conv
 from cbrun.callbacks.visual import (
+    captioned_grid,
     class_names,
     grid_shape,
     mosaic,
     periodic_callback,
     phase_samples,
 )
-from cbrun.callbacks.visual import figure as make_figure
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
@@ -129,28 +129,21 @@ def channel_tiles(activation: np.ndarray, limit: int) -> np.ndarray:
 def plot_activations(
     outputs: list[np.ndarray], names: list[str], captions: list[str], limit: int, title: str
 ) -> Any:
-    """A panel per layer and sample: the layer's channels side by side."""
+    """A panel per layer (rows) and sample (columns): the layer's channels side by side."""
     from matplotlib import colormaps
 
     colours = colormaps["viridis"].with_extremes(bad="white")  # NaN: the gaps between tiles
-    rows, columns = len(names), len(captions)
-    figure = make_figure(2.6 * columns + 0.4, 2.5 * rows + 0.4)
-    for row, (name, activation) in enumerate(zip(names, outputs, strict=True)):
+    panels, labels = [], []
+    for name, activation in zip(names, outputs, strict=True):
+        shape = "x".join(str(d) for d in activation.shape[1:])
         for column, caption in enumerate(captions):
             tiles = channel_tiles(activation[column], limit)
-            axes = figure.add_subplot(rows, columns, row * columns + column + 1)
-            axes.imshow(
-                mosaic(tiles, grid_shape(len(tiles))[1], fill=np.nan),
-                cmap=colours,
-                vmin=0,
-                vmax=1,
-                interpolation="nearest",
-            )
-            shape = "×".join(str(d) for d in activation.shape[1:])
-            axes.set_title(f"{name} ({shape})\n{caption}", fontsize=7)
-            axes.set_axis_off()
-    figure.suptitle(title, fontsize=9)
-    return figure
+            grid = mosaic(tiles, grid_shape(len(tiles))[1], fill=np.nan)
+            enlarge = max(1, 150 // grid.shape[0])  # every panel about 150 pixels tall
+            grid = grid.repeat(enlarge, axis=0).repeat(enlarge, axis=1)
+            panels.append(colours(np.ma.masked_invalid(grid))[..., :3])
+            labels.append(f"{name} ({shape}), {caption}")
+    return captioned_grid(panels, labels, title, len(captions), scale=1)
 
 
 @callbacks.register("activation_maps", ActivationMapsParams)
@@ -171,11 +164,9 @@ def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
             f"sample {i}: {names[int(label)] if names else f'{float(np.ravel(label)[0]):.3g}'}"
             for i, label in zip(indices, y, strict=True)
         ]
-        figure = plot_activations(
-            outputs, list(arrays), captions, params.channels, f"{when}: layer outputs"
-        )
         path = folder / f"{stem}.png"
-        figure.savefig(path)
+        title = f"{when}: layer outputs"
+        plot_activations(outputs, list(arrays), captions, params.channels, title).save(path)
         return path
 
     return periodic_callback(params, ctx, write, GIF_NAME)

@@ -83,6 +83,37 @@ def mosaic(tiles: np.ndarray, columns: int, pad: int = 1, fill: float = 1.0) -> 
     return canvas
 
 
+def captioned_grid(
+    panels: list[np.ndarray], captions: list[str], title: str, columns: int, scale: int
+) -> Any:
+    """RGB panels (h × w × 3 in [0, 1]) enlarged `scale` times, in a white grid with a caption
+    over each and a title: a PIL image, drawn without matplotlib (a write stays cheap)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font, title_font = ImageFont.load_default(size=11), ImageFont.load_default(size=13)
+    height = max(panel.shape[0] for panel in panels) * scale
+    width = max(panel.shape[1] for panel in panels) * scale
+    caption_width = max(int(font.getlength(c)) for c in captions) if captions else 0
+    cell_width, cell_height = max(width, caption_width) + 12, height + 22
+    rows = int(np.ceil(len(panels) / columns))
+    image_width = max(columns * cell_width + 12, int(title_font.getlength(title)) + 24)
+    image = Image.new("RGB", (image_width, rows * cell_height + 34), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((image_width / 2, 8), title, fill="black", font=title_font, anchor="mt")
+    for index, (panel, caption) in enumerate(zip(panels, captions, strict=True)):
+        row, column = divmod(index, columns)
+        left, top = 6 + column * cell_width, 30 + row * cell_height
+        pixels = (np.clip(panel, 0, 1) * 255).astype("uint8")
+        tile = Image.fromarray(pixels).resize(
+            (panel.shape[1] * scale, panel.shape[0] * scale), Image.Resampling.NEAREST
+        )
+        draw.text(
+            (left + cell_width / 2 - 6, top + 2), caption, fill="black", font=font, anchor="mt"
+        )
+        image.paste(tile, (left + (cell_width - 12 - tile.width) // 2, top + 18))
+    return image
+
+
 def epoch_frames(directory: Path, prefix: str = "epoch_") -> list[Path]:
     """`<prefix>NNN.png` files in epoch order (all of them, so a resumed run keeps the first's)."""
     return sorted(directory.glob(f"{prefix}*.png"), key=lambda p: int(p.stem[len(prefix) :]))

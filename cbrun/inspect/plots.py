@@ -44,13 +44,19 @@ def _figure(width: float, height: float) -> Any:
     return figure(width, height, dpi=100)
 
 
-def _style_axes(axes: Any, name: str, values: list[float]) -> None:
-    axes.set_title(name)
+def _style_axes(axes: Any, name: str, values: list[float], title: str = "") -> None:
+    """Title, grid, integer epochs; a log y axis for a positive curve spanning more than two
+    decades (a learning rate from a factor of 20 on)."""
+    axes.set_title(title or name)
     axes.set_xlabel("epoch")
+    if name == "learning_rate":
+        axes.set_ylabel("learning rate")
     axes.grid(True, alpha=0.3)
-    positive = [v for v in values if v > 0 and math.isfinite(v)]
-    if name == "learning_rate" and positive and max(positive) / min(positive) > 20:
-        axes.set_yscale("log")
+    finite = [v for v in values if math.isfinite(v)]
+    positive = [v for v in finite if v > 0]
+    if positive and len(positive) == len(finite):
+        if max(positive) / min(positive) > (20 if name == "learning_rate" else 100):
+            axes.set_yscale("log")
     axes.xaxis.get_major_locator().set_params(integer=True)
 
 
@@ -60,30 +66,45 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def plot_run(history: dict[str, Any], out_dir: Path, monitors: dict[str, Any]) -> list[Path]:
+def plot_run(
+    history: dict[str, Any], out_dir: Path, monitors: dict[str, Any], run_name: str = ""
+) -> list[Path]:
     """One PNG per metric (train and validation lines) in `out_dir`; best epochs marked."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for name, parts in panels(history).items():
-        figure = _figure(6.4, 4.0)
-        axes = figure.add_subplot()
-        for part, (x, y) in parts.items():
-            axes.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, label=part)
-        for monitor, best in monitors.items():
-            if monitor.removeprefix("val_") == name and best.get("best_epoch"):
-                axes.axvline(
-                    best["best_epoch"],
-                    color="gray",
-                    linestyle=":",
-                    linewidth=1,
-                    label=f"best {monitor} (epoch {best['best_epoch']})",
-                )
-        _style_axes(axes, name, [v for _, y in parts.values() for v in y])
-        axes.legend()
         path = out_dir / f"{name}.png"
-        path.write_bytes(_png(figure))
+        path.write_bytes(_png(curve_figure(name, parts, monitors, run_name)))
         written.append(path)
     return written
+
+
+def curve_figure(
+    name: str, parts: dict[str, Series], monitors: dict[str, Any], run_name: str = ""
+) -> Any:
+    """One metric's figure: its train and validation curves (the learning rate as the steps
+    each epoch trained with), the best epoch of a monitor on it, the run's name in the title."""
+    figure = _figure(6.4, 4.0)
+    axes = figure.add_subplot()
+    for part, (x, y) in parts.items():
+        marker = "o" if len(x) <= 30 else None
+        if name == "learning_rate":  # epoch e (the interval e-1..e) trained with y[e]
+            axes.step(x, y, where="pre", marker=marker, markersize=3, label=part)
+        else:
+            axes.plot(x, y, marker=marker, markersize=3, label=part)
+    for monitor, best in monitors.items():
+        if monitor.removeprefix("val_") == name and best.get("best_epoch"):
+            axes.axvline(
+                best["best_epoch"],
+                color="gray",
+                linestyle=":",
+                linewidth=1,
+                label=f"best {monitor} (epoch {best['best_epoch']})",
+            )
+    title = f"{run_name}: {name}" if run_name else name
+    _style_axes(axes, name, [v for _, y in parts.values() for v in y], title)
+    axes.legend()
+    return figure
 
 
 def plot_overlay(histories: dict[str, dict[str, Any]], path: Path) -> Path:

@@ -12,6 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cbrun.callbacks.activation_maps import GIF_NAME as ACTIVATIONS_GIF
+from cbrun.callbacks.saliency_maps import GIF_NAME as SALIENCY_GIF
+from cbrun.callbacks.visual import epoch_frames
 from cbrun.core.console import Reporter, format_number
 from cbrun.core.run_dir import CONFIG_FILE, write_text_atomic
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
@@ -22,6 +25,7 @@ EVAL_FILE = "eval.json"
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.15em; margin-top: 1.6em; }
+h3 { font-size: 1em; }
 table { border-collapse: collapse; margin: 0.5em 0; }
 th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.8em; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -32,6 +36,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .plots figure { margin: 0; } .plots img { width: 520px; border: 1px solid #eee; }
 .plots img.wide { width: 760px; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+code { background: #f1f1f1; padding: 0 0.2em; border-radius: 0.2em; }
 """
 
 
@@ -58,7 +63,8 @@ def write_plots(run_dir: Path, record: dict[str, Any]) -> list[Path]:
     if not history_file.exists():
         return []
     history = json.loads(history_file.read_text(encoding="utf-8"))
-    return plot_run(history, run_dir / PLOTS_DIR, record.get("monitors") or {})
+    name = f"{record.get('experiment', run_dir.parent.name)}/{run_dir.name}"
+    return plot_run(history, run_dir / PLOTS_DIR, record.get("monitors") or {}, name)
 
 
 def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> str:
@@ -80,9 +86,11 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
         ("directory", str(run_dir.resolve())),
     ]
     if record.get("error"):
-        overview.insert(
-            0, ("error", f"{record['error'].get('type')}: {record['error'].get('message')}")
-        )
+        error = f"{record['error'].get('type')}: {record['error'].get('message')}"
+        if str(record.get("stop_reason", "")).startswith("failed:"):
+            overview.pop(0)  # "failed: <the error>": the error row says it once
+        overview.insert(0, ("error", error))
+    overview = [(k, _message(str(v))) for k, v in overview if v not in (None, "")]
     final = record.get("final_metrics") or record.get("last_metrics") or {}
     test = record.get("test_metrics") or {}
     metric_rows = [
@@ -103,17 +111,17 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
     except OSError as error:
         config = f"(config.yaml unreadable: {error})"
     files = [
-        [path + (f" ({count} files)" if count > 1 else ""), human_size(size)]
+        [_link(path, path + (f" ({count} files)" if count > 1 else "")), human_size(size)]
         for path, size, count in artifacts(run_dir)
     ]
     warnings = "".join(
-        f'<p class="warning">warning: {e(w)}</p>' for w in record.get("warnings") or []
+        f'<p class="warning">warning: {_message(w)}</p>' for w in record.get("warnings") or []
     )
     body = [
         f"<h1>{e(title)}</h1>",
         f'<p><span class="status {e(status)}">{e(status)}</span></p>',
         warnings,
-        _table([], [[k, str(v)] for k, v in overview if v not in (None, "")]),
+        _table([], [[k, v] for k, v in overview]),
         "<h2>Metrics</h2>",
         _table(
             ["metric", "final" if record.get("final_metrics") else "last epoch", "test"],
@@ -127,11 +135,13 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
             _table(["monitor", "mode", "best", "epoch"], best_rows, numeric=(2, 3)),
         ]
     body += _evaluation(run_dir)
+    body += _interpretability(run_dir)
     body += [
         "<h2>Learning curves</h2>",
         f'<div class="plots">{images}</div>' if images else "<p>No history was recorded.</p>",
         "<h2>Data</h2>",
-        f"<pre>{e(json.dumps(record.get('data') or {}, indent=2))}</pre>",
+        _table([], _data_rows(record.get("data") or {})),
+        *_model_summary(run_dir),
         "<h2>Config</h2>",
         f"<pre>{e(config)}</pre>",
         "<h2>Artifacts</h2>",
@@ -215,6 +225,25 @@ def _evaluation(run_dir: Path) -> list[str]:
     return body
 
 
+def _interpretability(run_dir: Path) -> list[str]:
+    """The newest picture of each saliency_maps / activation_maps folder, with its GIF linked."""
+    figures = []
+    for gif in sorted(run_dir.glob("*/*.gif")):
+        if gif.name not in (SALIENCY_GIF, ACTIVATIONS_GIF):
+            continue
+        frames = epoch_frames(gif.parent)
+        if not frames:
+            continue
+        folder = gif.parent.relative_to(run_dir)
+        kind = "saliency" if gif.name == SALIENCY_GIF else "activations"
+        link = f'<a href="{html.escape(str(folder / gif.name))}">all epochs (GIF)</a>'
+        last = [frames[-1], *sorted(gif.parent.glob("evaluate_*.png"))[-1:]]
+        images = "".join(_image(p, f"{kind} {folder}/{p.stem}") for p in last)
+        figures.append(f"<h3>{html.escape(str(folder))}/ ({kind}): {link}</h3>")
+        figures.append(f'<div class="plots">{images}</div>')
+    return ["<h2>Inside the model</h2>", *figures] if figures else []
+
+
 def _scores(scores: dict[str, Any]) -> list[str]:
     return [
         *(_number(scores.get(k)) for k in ("precision", "recall", "f1")),
@@ -226,13 +255,58 @@ def _number(value: Any) -> str:
     return format_number(value) if isinstance(value, (int, float)) else "n/a"
 
 
+class _Html(str):
+    """Markup made here from escaped parts: a table cell that is not escaped again."""
+
+
+def _message(text: str) -> _Html:
+    """A message with its `names` set as code, the rest escaped."""
+    parts = html.escape(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave the text as it is
+        return _Html(html.escape(text))
+    return _Html("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
+
+
+def _link(path: str, text: str) -> _Html:
+    """A link to a file or folder of the run, relative to the report (it sits in the run dir)."""
+    return _Html(f'<a href="{html.escape(path)}">{html.escape(text)}</a>')
+
+
+def _model_summary(run_dir: Path) -> list[str]:
+    try:
+        summary = (run_dir / "model_summary.txt").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    return ["<h2>Model</h2>", f"<pre>{html.escape(summary)}</pre>"]
+
+
+def _data_rows(data: dict[str, Any]) -> list[list[str]]:
+    """data.json's summary as readable rows: task, input shape, classes, samples per split."""
+    rows: list[list[str]] = []
+    for key, value in data.items():
+        if value in (None, [], {}):
+            continue
+        if key == "input_shape" and isinstance(value, list):
+            value = " × ".join(map(str, value))
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        rows.append([key.replace("_", " "), str(value)])
+    return rows
+
+
 def _table(header: list[str], rows: list[list[str]], numeric: tuple[int, ...] = ()) -> str:
     e = html.escape
+
+    def cell(value: str) -> str:
+        return value if isinstance(value, _Html) else e(value)
+
     head = "".join(f"<th>{e(h)}</th>" for h in header)
     body = "".join(
         "<tr>"
         + "".join(
-            f'<td class="num">{e(c)}</td>' if i in numeric else f"<td>{e(c)}</td>"
+            f'<td class="num">{cell(c)}</td>' if i in numeric else f"<td>{cell(c)}</td>"
             for i, c in enumerate(row)
         )
         + "</tr>"

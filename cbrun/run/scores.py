@@ -32,18 +32,21 @@ def analyse(
     and warnings. A streamed split is predicted batch by batch, in its labels' order.
 
     Pictures go to `run_dir/folder` (`confusion_matrix.png` and so on) and are listed, relative
-    to the run directory, under `plots`. A failure to draw is a warning, never a lost
-    evaluation.
+    to the run directory, under `plots`. A failure here is a warning, never a lost evaluation
+    (Keras' own metrics are recorded either way).
     """
     y = labels_of(getattr(dataset, split))
     inputs = {k: v for k, v in dataset.feed(split, batch_size).items() if k != "y"}
-    outputs = np.asarray(model.predict(**inputs, verbose=0), dtype="float64")
-    if dataset.task == "classification":
-        outputs = outputs.reshape(len(y), -1)
-        details = classification_details(y, outputs, class_names(dataset))
-    else:
-        outputs = outputs.reshape(np.shape(y))
-        details = regression_details(y, outputs)
+    try:
+        outputs = np.asarray(model.predict(**inputs, verbose=0), dtype="float64")
+        if dataset.task == "classification":
+            outputs = outputs.reshape(len(y), -1)
+            details = classification_details(y, outputs, class_names(dataset))
+        else:
+            outputs = outputs.reshape(np.shape(y))
+            details = regression_details(y, outputs)
+    except Exception as error:  # noqa: BLE001 - e.g. outputs of a shape cbrun cannot score
+        return {}, [f"evaluation details not computed: {type(error).__name__}: {error}"]
     warnings: list[str] = []
     try:
         drawn = draw(details, y, outputs, run_dir / folder)

@@ -8,11 +8,13 @@ map spread evenly would give.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
 
-from cbrun.callbacks.saliency_maps import Attributor, saliency
+from cbrun.callbacks.attribution import Attributor, saliency
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_dataset, import_keras
 from conftest import train_tiny
@@ -332,3 +334,86 @@ def test_activation_maps_name_existing_layers(cli, make_config, runs_dir, tmp_pa
     assert not list(runs_dir.glob("*/*"))
     tabular = cli("train", make_config({"callbacks": [{"type": "activation_maps"}]}))
     assert tabular.exit_code == 2 and "the model has no conv layer" in tabular.stderr
+
+
+def test_the_report_shows_the_newest_picture_of_each_folder_and_links_its_gif(corner):
+    import base64
+
+    html = (corner["run_dir"] / "report.html").read_text()
+    assert "<h2>Inside the model</h2>" in html
+    for folder, gif in [(m, "saliency.gif") for m in LEAST_SHARE] + [
+        ("activations", "activations.gif"),
+        ("pooled", "activations.gif"),
+    ]:
+        last = sorted((corner["run_dir"] / folder).glob("epoch_*.png"))[-1]
+        assert base64.b64encode(last.read_bytes()).decode("ascii") in html, folder
+        assert f'<a href="{folder}/{gif}">' in html
+    evaluation = corner["run_dir"] / "integrated_gradients" / "evaluate_01.png"
+    assert base64.b64encode(evaluation.read_bytes()).decode("ascii") in html
+
+
+def test_maps_under_a_mirrored_strategy_are_those_of_the_trained_model(make_config, runs_dir):
+    """Two logical CPU devices need a fresh process; the maps come from the mirrored weights."""
+    from conftest import run_dirs, run_subprocess
+
+    x, y = corner_images(200, seed=4)
+    config = make_config(
+        {
+            "data": {
+                "type": "npz",
+                "path": "corner.npz",
+                "samples": None,
+                "features": None,
+                "classes": None,
+            },
+            "distribution": {"strategy": "mirrored", "cpu_devices": 2},
+            "model": CNN,
+            "training": {"epochs": 1},
+            "callbacks": [
+                {"type": "saliency_maps", "samples": 4},
+                {"type": "saliency_maps", "method": "grad_cam", "samples": 4, "directory": "cam"},
+                {"type": "activation_maps", "samples": 1},
+            ],
+        }
+    )
+    np.savez(config.parent / "corner.npz", x=x, y=y)
+    done = run_subprocess("train", config, "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run_dir,) = run_dirs(runs_dir)
+    assert json.loads((run_dir / "run.json").read_text())["distribution"]["replicas"] == 2
+    model = keras.saving.load_model(run_dir / "model.keras")
+    dataset = build_dataset(load_config(run_dir / "config.yaml")[0])
+    for folder, method in (("saliency", "integrated_gradients"), ("cam", "grad_cam")):
+        with np.load(run_dir / folder / "epoch_001.npz") as saved:
+            inputs = dataset.validation[0][saved["indices"]]
+            again = saliency(Attributor(model, method)(inputs, saved["labels"]), 3)
+            np.testing.assert_allclose(saved["maps"], again, rtol=1e-3, atol=1e-6)
+    assert (run_dir / "activations" / "epoch_001.png").is_file()
+
+
+def test_regression_attributes_the_prediction_to_each_feature(tmp_path):
+    """y = x @ w: the integrated gradients of the final model add up to its prediction."""
+    result = train_tiny(
+        tmp_path,
+        {
+            "data": {
+                "type": "synthetic_regression",
+                "samples": 200,
+                "features": 6,
+                "classes": None,
+            },
+            "model": {"type": "mlp", "units": [8]},
+            "training": {"epochs": 2},
+            "callbacks": [{"type": "saliency_maps", "every": 2, "samples": 5, "steps": 256}],
+        },
+    )
+    model = keras.saving.load_model(result.run_dir / "model.keras")
+    dataset = build_dataset(load_config(result.run_dir / "config.yaml")[0])
+    with np.load(result.run_dir / "saliency" / "epoch_002.npz") as saved:
+        assert saved["maps"].shape == (5, 6)
+        x = dataset.validation[0][saved["indices"]]
+        np.testing.assert_allclose(saved["predicted"], model.predict(x, verbose=0)[:, 0], rtol=1e-5)
+    # Completeness: attributions sum to f(x) - f(baseline 0).
+    signed = Attributor(model, steps=256, classification=False)(x, np.zeros(5, int))
+    difference = model.predict(x, verbose=0)[:, 0] - model.predict(0 * x, verbose=0)[:, 0]
+    np.testing.assert_allclose(signed.sum(axis=1), difference, rtol=0.02, atol=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html as html_module
 import json
 import os
 import re
@@ -74,6 +75,9 @@ def test_report_is_self_contained(run):
     assert "@import" not in html and "url(" not in html
     assert record["stop_reason"] in html and "step_decay" in html  # status and config
     assert f"{record['test_metrics']['accuracy']:.4f}" in html
+    summary = (run / "model_summary.txt").read_text()
+    assert "<h2>Model</h2>" in html and "Total params" in summary
+    assert html_module.escape(summary) in html
 
 
 def ink(image: np.ndarray) -> int:
@@ -206,3 +210,54 @@ def test_a_failed_run_still_gets_a_report_saying_why(cli, make_config, tmp_path)
     html = (Path(summary["path"]) / "report.html").read_text()
     assert '<span class="status failed">failed</span>' in html
     assert "RuntimeError: the disk is full" in html
+    assert html.count("the disk is full") == 1  # the error row, not again as `stopped`
+
+
+def test_report_renders_messages_data_and_artifacts_for_people(tmp_path):
+    from cbrun.inspect.report import render_report
+
+    run_dir = tmp_path / "exp" / "20261201-000000"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "best.keras").write_bytes(b"x" * 10)
+    (run_dir / "config.yaml").write_text("experiment: {name: exp}\n")
+    record = {
+        "status": "completed",
+        "experiment": "exp",
+        "stop_reason": "early_stopping: `val_loss` did not improve for 5 epochs <now>",
+        "warnings": ["`a` & `b`"],
+        "data": {
+            "task": "classification",
+            "input_shape": [8, 8, 1],
+            "num_classes": 3,
+            "class_names": ["cat", "dog", "eel"],
+            "samples": {"train": 70, "validation": 15, "test": 15},
+        },
+    }
+    html = render_report(run_dir, record, [])
+    assert "early_stopping: <code>val_loss</code> did not improve for 5 epochs &lt;now&gt;" in html
+    assert "warning: <code>a</code> &amp; <code>b</code>" in html
+    body = html.split("<h2>Config</h2>")[0]
+    assert "`" not in body  # every message rendered
+    assert "<td>input shape</td><td>8 × 8 × 1</td>" in html
+    assert "<td>class names</td><td>cat, dog, eel</td>" in html
+    assert "<td>samples</td><td>train 70, validation 15, test 15</td>" in html
+    assert '"input_shape"' not in html  # a table, not raw JSON
+    assert '<a href="checkpoints/best.keras">checkpoints/best.keras</a>' in html
+
+
+def test_curves_spanning_two_decades_get_a_log_axis_and_the_learning_rate_steps():
+    from cbrun.inspect.plots import curve_figure, panels
+
+    history = {
+        "epoch": [1, 2, 3, 4],
+        "loss": [10.0, 1.0, 0.1, 0.05],
+        "accuracy": [0.5, 0.7, 0.8, 0.9],
+        "learning_rate": [0.01, 0.01, 0.005, 0.005],
+    }
+    curves = panels(history)
+    loss = curve_figure("loss", curves["loss"], {}, "exp/20261201-000000").axes[0]
+    assert loss.get_yscale() == "log" and loss.get_title() == "exp/20261201-000000: loss"
+    assert curve_figure("accuracy", curves["accuracy"], {}).axes[0].get_yscale() == "linear"
+    rate = curve_figure("learning_rate", curves["learning_rate"], {}).axes[0]
+    assert rate.get_ylabel() == "learning rate" and rate.get_yscale() == "linear"
+    assert rate.lines[0].get_drawstyle() == "steps-pre"

@@ -244,3 +244,72 @@ def test_several_regression_targets_are_scored_together_and_each():
     assert scores["per_target"][1]["rmse"] == pytest.approx(np.sqrt(2 / 3))
     assert scores["mae"] == pytest.approx(metrics.mean_absolute_error(y, guess))
     assert scores["r2"] == pytest.approx(metrics.r2_score(y, guess))
+
+
+def test_long_curves_are_thinned_evenly_keeping_both_ends():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 5000)
+    score = np.clip(y * 0.3 + rng.uniform(size=5000), 0, 1)
+    details = classification_details(y, np.stack([1 - score, score], axis=1), ["a", "b"])
+    full_fpr, _, _ = metrics.roc_curve(y, score)
+    full_precision, _, _ = metrics.precision_recall_curve(y, score)
+    assert len(full_precision) > 400
+    for curve, full in (
+        (details["roc"]["fpr"], full_fpr),
+        (details["pr"]["precision"], full_precision),
+    ):
+        assert len(curve) == min(len(full), 400)
+        assert curve[0] == pytest.approx(full[0]) and curve[-1] == pytest.approx(full[-1])
+    assert details["pr"]["average_precision"] == pytest.approx(
+        metrics.average_precision_score(y, score)
+    )  # the scores use every point
+
+
+def test_show_leaves_a_confusion_matrix_of_many_classes_to_the_picture():
+    from rich.console import Console
+
+    from cbrun.inspect.show import evaluation_tables
+
+    def printed(classes: int) -> str:
+        names = [f"c{i}" for i in range(classes)]
+        counts = np.eye(classes, dtype=int).tolist()
+        console = Console(width=400, record=True)
+        for table in evaluation_tables({"confusion_matrix": {"labels": names, "counts": counts}}):
+            console.print(table)
+        return console.export_text()
+
+    assert "c19" in printed(20) and "see plots" not in printed(20)
+    many = printed(21)
+    assert "21 classes: see plots/confusion_matrix.png" in many and "c20" not in many
+
+
+@pytest.mark.parametrize(
+    ("broken", "warning", "kept"),
+    [
+        (
+            "cbrun.inspect.plots.plot_confusion_matrix",
+            "evaluation plots not written: RuntimeError: broken",
+            OLD_KEYS | {"accuracy", "per_class", "averages", "confusion_matrix"},
+        ),
+        (
+            "cbrun.run.scores.classification_details",
+            "evaluation details not computed: RuntimeError: broken",
+            OLD_KEYS,
+        ),
+    ],
+)
+def test_a_failure_to_score_or_draw_is_a_warning_not_a_failed_run(
+    cli, make_config, monkeypatch, broken, warning, kept
+):
+    def fail(*args, **kwargs):
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(broken, fail)
+    result = cli("train", make_config(), "--json", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    run_dir = Path(json.loads(result.stdout)["path"])
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed" and record["warnings"] == [warning]
+    evaluation = strict_json(run_dir / "eval.json")
+    assert set(evaluation) == kept  # no `plots`
+    assert evaluation["metrics"] == record["test_metrics"]
