@@ -99,6 +99,22 @@ def _table(title: str, runs: list[RunInfo], rows: dict[str, list[Any]], first: s
     return table
 
 
+LEGEND_SETTINGS = 3  # settings named in each run's legend entry, the first that differ
+
+
+def legend_labels(runs: list[RunInfo], differences: dict[str, list[Any]]) -> list[str]:
+    """Each run's name with the settings that differ between the runs, as `key=value` (the
+    experiment name and output folder are in the run's name already)."""
+    keys = [k for k in differences if k != "experiment.name" and not k.startswith("output.")]
+    shown = keys[:LEGEND_SETTINGS]
+    more = ", …" if len(keys) > LEGEND_SETTINGS else ""
+    labels = []
+    for index, run in enumerate(runs):
+        settings = ", ".join(f"{key}={differences[key][index]}" for key in shown)
+        labels.append(f"{run.name} ({settings}{more})" if settings else run.name)
+    return labels
+
+
 def default_output() -> Path:
     """A new `compare-YYYYmmdd-HHMMSS.png` in the current directory (never an existing one)."""
     return create_exclusive(Path.cwd(), f"compare-{datetime.now():%Y%m%d-%H%M%S}", ".png")
@@ -120,10 +136,10 @@ def compare_runs(run_dirs: list[Path], output: Path | None) -> tuple[Group, Path
     runs = [read_run(path) for path in run_dirs]
     differences = config_differences([_read_config(run) for run in runs])
     histories: dict[str, dict[str, Any]] = {}
-    for run in runs:
+    for run, label in zip(runs, legend_labels(runs, differences), strict=True):
         history = read_json_or_problem(run.path / "history.json", run.problems)
         if isinstance(history, dict):
-            histories[run.name] = history
+            histories[label] = history
 
     parts: list[Any] = [
         _table("config differences", runs, differences, "key")

@@ -200,6 +200,19 @@ def test_compare_shows_only_differing_keys_and_writes_an_overlay_png(
     assert again.exit_code == 2 and "already exists" in again.stderr
 
 
+def test_compare_legend_names_the_settings_that_differ(runs, cli, tmp_path, monkeypatch):
+    drawn = {}
+    monkeypatch.setattr(
+        "cbrun.inspect.plots.plot_overlay", lambda histories, path: drawn.update(histories)
+    )
+    result = cli("compare", runs["small"], runs["wide"], "--output", tmp_path / "c.png")
+    assert result.exit_code == 0, result.stderr
+    small, wide = drawn
+    assert small.startswith(f"{runs['small'].parent.name}/{runs['small'].name} (")
+    assert "model.units=[16]" in small and "model.units=[32]" in wide, drawn
+    assert "experiment.name" not in small
+
+
 def test_compare_tolerates_a_damaged_run(runs, cli, tmp_path):
     out = tmp_path / "cmp.png"
     result = cli("compare", runs["wide"], runs["no_model"], "--output", out)
