@@ -6,7 +6,6 @@ import json
 import os
 import platform
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -89,7 +88,7 @@ def utc_now() -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Versions, host and git commit recorded in run.json."""
+    """Versions, host and command recorded in run.json (git: `core.provenance`)."""
     versions = {"python": platform.python_version(), "cbrun": __version__}
     for module in ("tensorflow", "keras", "numpy"):
         if module in sys.modules:
@@ -98,21 +97,10 @@ def environment() -> dict[str, Any]:
         "versions": versions,
         "host": socket.gethostname(),
         "platform": platform.platform(),
-        "git_commit": _git_commit(),
         "command": sys.argv,
         "cwd": os.getcwd(),
         "pid": os.getpid(),
     }
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
 
 
 def _jsonable(value: Any) -> Any:

@@ -29,6 +29,7 @@ RUN_FILES = (
     "data.json",
     "eval.json",
     "train.log",
+    "git.diff",
     "report.html",
     "plots/",
     "state/",

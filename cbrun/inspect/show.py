@@ -147,7 +147,13 @@ def show_run(run_dir: Path) -> Group:
     if record.get("versions"):
         status.add_row("versions", ", ".join(f"{k} {v}" for k, v in record["versions"].items()))
     if record.get("git_commit"):
-        status.add_row("git commit", str(record["git_commit"]))
+        git = record.get("git") if isinstance(record.get("git"), dict) else {}
+        dirty = ""
+        if git.get("dirty"):
+            diff = f"; {git['diff_file']}" if git.get("diff_file") else ""
+            dirty = f" (dirty: {git.get('changed_files', 0)} changed, "
+            dirty += f"{git.get('untracked_files', 0)} untracked{diff})"
+        status.add_row("git commit", f"{record['git_commit']}{dirty}")
     if (run_dir / REPORT_FILE).is_file():
         status.add_row("report", str(run_dir / REPORT_FILE))
     parts += [Text(""), status]

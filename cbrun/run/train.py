@@ -19,6 +19,7 @@ from cbrun.compute import speed
 from cbrun.compute.distribution import describe as describe_strategy
 from cbrun.compute.distribution import make_strategy
 from cbrun.core.console import Reporter, format_metrics, format_number
+from cbrun.core.provenance import GIT_DIFF_FILE, git_provenance
 from cbrun.core.run_dir import (
     CONFIG_FILE,
     RUN_RECORD,
@@ -106,6 +107,10 @@ def train(
         "config_files": [str(path.resolve()) for path in paths],
         **environment(),
     }
+    git, diff = git_provenance(config_path)
+    record["git"], record["git_commit"] = git, git and git["commit"]
+    if diff:
+        write_text_atomic(run_dir / GIT_DIFF_FILE, diff)
     write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
     write_text_atomic(run_dir / "overrides.yaml", dump_yaml(list(overrides or [])))
     write_json_atomic(
