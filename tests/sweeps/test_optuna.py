@@ -89,6 +89,9 @@ def test_a_crashed_trial_is_kept_with_its_error_and_resume_continues_the_study(
             history["val_loss"]
         )
     assert len(find_runs(sweep_dir)) == 4  # the failed runs stay beside the new ones
+    for item in record["trials"]:  # HParams rewritten whole: one file per trial, new values
+        [events] = (sweep_dir / "hparams" / item["trial"]).glob("events.out.tfevents.*")
+        assert b"val_loss" in events.read_bytes()
 
 
 def test_the_median_pruner_stops_trials_worse_than_the_median_at_their_epoch(make_config, cli):
@@ -171,6 +174,10 @@ def test_random_search_draws_every_key_including_grid_keys_as_choices():
             ["--search", "optuna", "--trials", "2", "--backend", "ray"],
             "runs its trials on the local pool",
         ),
+        (
+            ["--search", "optuna", "--trials", "2", "--backend", "ray", "--scheduler", "asha"],
+            "prunes with sweep.pruner instead of --scheduler",
+        ),
     ],
 )
 def test_bad_optuna_settings_are_user_errors(make_config, cli, runs_dir, args, expected):
@@ -198,3 +205,22 @@ def test_without_optuna_the_error_names_the_extra(make_config, cli, runs_dir, mo
     assert result.exit_code == 2
     assert 'pip install "cbrun[optuna]"' in result.stderr
     assert not runs_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("pruner", "kind", "settings"),
+    [
+        ("none", "NopPruner", {}),
+        ("median", "MedianPruner", {"_n_startup_trials": 3, "_n_warmup_steps": 0}),
+        ("hyperband", "HyperbandPruner", {"_min_resource": 1, "_reduction_factor": 3}),
+    ],
+)
+def test_pruner_names_give_optunas_pruners(tmp_path, pruner, kind, settings):
+    from cbrun.sweeps.optuna_search import make_study
+
+    sweep = SweepSection(search="optuna", trials=2, pruner=pruner, **SPACE)
+    study = make_study(optuna, tmp_path, sweep.model_dump(mode="json"), "max", seed=0)
+    assert type(study.pruner).__name__ == kind
+    assert {key: getattr(study.pruner, key) for key in settings} == settings
+    assert study.direction.name == "MAXIMIZE"
+    assert (tmp_path / "optuna.journal").is_file()
