@@ -350,7 +350,7 @@ def _summary_table(record: dict[str, Any]) -> Table:
             item["trial"],
             item["status"],
             format_number(item["metric"]) if has_metric else "-",
-            *(_value_text(item["params"].get(k)) for k in keys),
+            *(_value_text(item["params"][k]) if k in item["params"] else "-" for k in keys),
             Path(item["run_dir"]).name if item.get("run_dir") else _clip(item.get("error") or ""),
         )
     return table

@@ -136,18 +136,28 @@ def _sorted(items: list[dict]) -> list[dict]:
     return sorted(items, key=lambda item: item["metric"])
 
 
-def test_the_same_seed_draws_the_same_first_trial(tmp_path):
-    """TPE is seeded: the sampler's first point depends only on sweep.seed."""
+def test_the_same_seed_draws_the_same_trials_and_a_resumed_study_draws_new_ones(tmp_path):
+    """TPE is seeded by sweep.seed; a study loaded again does not repeat its first points."""
     from cbrun.sweeps.optuna_search import Space, make_study
 
     search = SweepSection(search="optuna", trials=1, seed=7, **SPACE).model_dump(mode="json")
-    points = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        study = make_study(optuna, tmp_path / name, search, "min", seed=7)
-        space = Space(optuna, search)
-        points.append(space.decode(study.ask(space.distributions).params))
-    assert points[0] == points[1] and in_space(points[0])
+    space = Space(optuna, search)
+
+    def draw(folder: Path, count: int) -> list[dict]:
+        study = make_study(optuna, folder, search, "min", seed=7)
+        points = []
+        for _ in range(count):
+            trial = study.ask(space.distributions)
+            study.tell(trial, 1.0)
+            points.append(space.decode(trial.params))
+        return points
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = draw(tmp_path / "a", 2)
+    assert draw(tmp_path / "b", 2) == first and all(in_space(p) for p in first)
+    resumed = draw(tmp_path / "a", 2)  # the same journal, loaded again
+    assert not any(point in first for point in resumed)
 
 
 def test_random_search_draws_every_key_including_grid_keys_as_choices():
