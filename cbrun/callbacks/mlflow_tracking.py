@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import math
 import time
 from pathlib import Path
@@ -132,6 +133,7 @@ def mlflow_tracking(params: MlflowParams, ctx: BuildContext) -> Any:
     import keras
 
     mlflow = import_mlflow()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # not its database set-up chatter
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
@@ -244,11 +246,20 @@ def mlflow_tracking(params: MlflowParams, ctx: BuildContext) -> Any:
                 self.client.log_batch(self.run_id, metrics=metrics)
 
         def _log_model(self) -> None:
+            """An MLflow Keras model with a signature from a few training samples, and the
+            requirements named (MLflow would otherwise infer them in a subprocess)."""
             import mlflow.keras
+            import tensorflow as tf
+            from mlflow.models import infer_signature
 
+            sample = ctx.dataset.train[0][:5]
+            signature = infer_signature(sample, self.model.predict(sample, verbose=0))
+            requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
             mlflow.set_tracking_uri(uri)
             with mlflow.start_run(run_id=self.run_id):
-                mlflow.keras.log_model(self.model, name="model")
+                mlflow.keras.log_model(
+                    self.model, name="model", signature=signature, pip_requirements=requirements
+                )
 
     return MlflowTracking()
 

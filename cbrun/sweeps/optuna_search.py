@@ -101,14 +101,17 @@ def make_study(optuna: Any, sweep_dir: Path, search: dict[str, Any], direction: 
         pruner = optuna.pruners.HyperbandPruner(min_resource=1, reduction_factor=3)
     else:
         pruner = optuna.pruners.NopPruner()
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=JournalStorage(JournalFileBackend(str(sweep_dir / STUDY_FILE))),
         study_name=STUDY_NAME,
         direction="maximize" if direction == "max" else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=pruner,
         load_if_exists=True,
     )
+    # Seeded, and reseeded past the trials a resumed study has: a sampler started afresh with
+    # the same seed would draw the same first (random) points again.
+    study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.trials))
+    return study
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from cbrun.experiment.sweep_space import (
     probe_trials,
 )
 from cbrun.sweeps.executors import Resources, TrialJob, execute, import_ray
+from cbrun.sweeps.mlflow_parent import end_parent_run, start_parent_run
 from cbrun.sweeps.tune import SCHEDULERS
 
 SWEEP_RECORD = "sweep.json"
@@ -85,6 +87,11 @@ def start_sweep(
             for t in trials
         ],
     }
+    try:
+        record["overrides"] += start_parent_run(config, parent.parent, sweep_dir, record)
+    except BaseException:
+        shutil.rmtree(sweep_dir, ignore_errors=True)  # nothing ran: leave no sweep behind
+        raise
     return _run(sweep_dir, record, resources)
 
 
@@ -206,6 +213,8 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
     write_text_atomic(sweep_dir / SUMMARY_CSV, _summary_csv(record))
     _plot(sweep_dir, record, console)
     _hparams(sweep_dir, record, console)
+    if record.get("mlflow"):
+        end_parent_run(sweep_dir, record)
     console.print(_summary_table(record))
     if interrupted:
         console.print(f"interrupted; run the rest with: cbrun sweep --resume {sweep_dir}")
@@ -341,7 +350,7 @@ def _summary_table(record: dict[str, Any]) -> Table:
             item["trial"],
             item["status"],
             format_number(item["metric"]) if has_metric else "-",
-            *(_value_text(item["params"].get(k)) for k in keys),
+            *(_value_text(item["params"][k]) if k in item["params"] else "-" for k in keys),
             Path(item["run_dir"]).name if item.get("run_dir") else _clip(item.get("error") or ""),
         )
     return table

@@ -86,6 +86,7 @@ def test_a_run_is_tracked_with_params_metrics_tags_artifacts_and_model(make_conf
     assert tags["cbrun.status"] == "completed"
     assert tags["cbrun.stop_reason"] == "completed all 3 epochs"
     assert tags["team"] == "vision"
+    assert tags["cbrun.epochs_completed"] == "3"
     if record["git_commit"]:
         assert tags["cbrun.git_commit"] == record["git_commit"]
 
@@ -102,7 +103,10 @@ def test_a_run_is_tracked_with_params_metrics_tags_artifacts_and_model(make_conf
 
     [model_info] = client.search_logged_models([run.info.experiment_id])
     assert model_info.source_run_id == run.info.run_id
-    loaded = mlflow.keras.load_model(f"models:/{model_info.model_id}")
+    uri = f"models:/{model_info.model_id}"
+    signature = mlflow.models.get_model_info(uri).signature
+    assert signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, 8)
+    loaded = mlflow.keras.load_model(uri)
     original = keras.saving.load_model(run_dir / "model.keras")
     x = np.random.default_rng(0).normal(size=(4, 8)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), original.predict(x, verbose=0))

@@ -89,6 +89,9 @@ def test_a_crashed_trial_is_kept_with_its_error_and_resume_continues_the_study(
             history["val_loss"]
         )
     assert len(find_runs(sweep_dir)) == 4  # the failed runs stay beside the new ones
+    for item in record["trials"]:  # HParams rewritten whole: one file per trial, new values
+        [events] = (sweep_dir / "hparams" / item["trial"]).glob("events.out.tfevents.*")
+        assert b"val_loss" in events.read_bytes()
 
 
 def test_the_median_pruner_stops_trials_worse_than_the_median_at_their_epoch(make_config, cli):
@@ -133,18 +136,28 @@ def _sorted(items: list[dict]) -> list[dict]:
     return sorted(items, key=lambda item: item["metric"])
 
 
-def test_the_same_seed_draws_the_same_first_trial(tmp_path):
-    """TPE is seeded: the sampler's first point depends only on sweep.seed."""
+def test_the_same_seed_draws_the_same_trials_and_a_resumed_study_draws_new_ones(tmp_path):
+    """TPE is seeded by sweep.seed; a study loaded again does not repeat its first points."""
     from cbrun.sweeps.optuna_search import Space, make_study
 
     search = SweepSection(search="optuna", trials=1, seed=7, **SPACE).model_dump(mode="json")
-    points = []
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-        study = make_study(optuna, tmp_path / name, search, "min", seed=7)
-        space = Space(optuna, search)
-        points.append(space.decode(study.ask(space.distributions).params))
-    assert points[0] == points[1] and in_space(points[0])
+    space = Space(optuna, search)
+
+    def draw(folder: Path, count: int) -> list[dict]:
+        study = make_study(optuna, folder, search, "min", seed=7)
+        points = []
+        for _ in range(count):
+            trial = study.ask(space.distributions)
+            study.tell(trial, 1.0)
+            points.append(space.decode(trial.params))
+        return points
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = draw(tmp_path / "a", 2)
+    assert draw(tmp_path / "b", 2) == first and all(in_space(p) for p in first)
+    resumed = draw(tmp_path / "a", 2)  # the same journal, loaded again
+    assert not any(point in first for point in resumed)
 
 
 def test_random_search_draws_every_key_including_grid_keys_as_choices():
@@ -170,6 +183,10 @@ def test_random_search_draws_every_key_including_grid_keys_as_choices():
         (
             ["--search", "optuna", "--trials", "2", "--backend", "ray"],
             "runs its trials on the local pool",
+        ),
+        (
+            ["--search", "optuna", "--trials", "2", "--backend", "ray", "--scheduler", "asha"],
+            "prunes with sweep.pruner instead of --scheduler",
         ),
     ],
 )
@@ -198,3 +215,22 @@ def test_without_optuna_the_error_names_the_extra(make_config, cli, runs_dir, mo
     assert result.exit_code == 2
     assert 'pip install "cbrun[optuna]"' in result.stderr
     assert not runs_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("pruner", "kind", "settings"),
+    [
+        ("none", "NopPruner", {}),
+        ("median", "MedianPruner", {"_n_startup_trials": 3, "_n_warmup_steps": 0}),
+        ("hyperband", "HyperbandPruner", {"_min_resource": 1, "_reduction_factor": 3}),
+    ],
+)
+def test_pruner_names_give_optunas_pruners(tmp_path, pruner, kind, settings):
+    from cbrun.sweeps.optuna_search import make_study
+
+    sweep = SweepSection(search="optuna", trials=2, pruner=pruner, **SPACE)
+    study = make_study(optuna, tmp_path, sweep.model_dump(mode="json"), "max", seed=0)
+    assert type(study.pruner).__name__ == kind
+    assert {key: getattr(study.pruner, key) for key in settings} == settings
+    assert study.direction.name == "MAXIMIZE"
+    assert (tmp_path / "optuna.journal").is_file()
