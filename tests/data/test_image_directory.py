@@ -351,3 +351,35 @@ def test_crop_to_aspect_ratio_keeps_the_centre_and_color_mode_sets_channels(
         assert green_only == center_only
     else:  # the centre is pure green: one gray level everywhere
         assert np.ptp(x) == 0 and 0 < x.max() < 1
+
+
+def test_limit_takes_a_seeded_stratified_subset_of_the_files(tmp_path):
+    write_images(tmp_path / "shapes", per_class=10)
+    component = registry.datasets.get("image_directory")
+    params = {"type": "image_directory", "path": str(tmp_path / "shapes"), "limit": 15}
+    params["split"] = {"validation": 0.2, "test": 0.2}
+    first = component.factory(component.params.model_validate(params), 3)
+    again = component.factory(component.params.model_validate(params), 3)
+    sizes = [split_size(getattr(first, s)) for s in ("train", "validation", "test")]
+    assert sizes == [9, 3, 3]
+    for name in ("train", "validation", "test"):  # the same seed, the same files
+        np.testing.assert_array_equal(getattr(first, name).labels, getattr(again, name).labels)
+
+
+def test_training_pipeline_options_apply_to_the_stream(tmp_path):
+    from cbrun.compute.speed import PipelineSection, fit_inputs
+
+    write_images(tmp_path / "shapes", per_class=4)
+    component = registry.datasets.get("image_directory")
+    params = {"type": "image_directory", "path": str(tmp_path / "shapes"), "image_size": 4}
+    dataset = component.factory(component.params.model_validate(params), 0)
+
+    class Training:
+        batch_size, shuffle = 4, True
+        pipeline = PipelineSection(threads=1, deterministic=False)
+
+    inputs = fit_inputs(dataset, Training, 0)
+    options = inputs["x"].options()
+    assert options.threading.private_threadpool_size == 1 and options.deterministic is False
+    x, y = next(iter(inputs["x"]))
+    assert tuple(x.shape) == (4, 4, 4, 3) and inputs["shuffle"] is False
