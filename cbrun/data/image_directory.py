@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt
 
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import InputFolder
@@ -53,7 +53,7 @@ class ImageDirectoryParams(DataParams):
     )
     image_size: tuple[PositiveInt, PositiveInt] = Field(
         (256, 256),
-        description="Height and width in pixels every image is resized to (one number: a square).",
+        description="Height and width in pixels every image is resized to.",
     )
     color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
         "rgb", description="Channels: grayscale 1, rgb 3, rgba 4 (converted on decoding)."
@@ -73,13 +73,6 @@ class ImageDirectoryParams(DataParams):
         description="An unreadable image stops with its name (`error`) or is left out and "
         "counted in data.json (`skip`).",
     )
-
-    @field_validator("image_size", mode="before")
-    @classmethod
-    def _pair(cls, value: Any) -> Any:
-        if isinstance(value, int):
-            return (value, value)
-        return value
 
     @property
     def channels(self) -> int:

@@ -152,7 +152,7 @@ def test_predict_names_a_bad_image(trained, cli, tmp_path):
 def test_split_folders_are_the_splits(tmp_path):
     for split, count in (("train", 10), ("validation", 4), ("test", 3)):
         write_images(tmp_path / "data" / split, per_class=count, seed=count)
-    params = {"type": "image_directory", "path": str(tmp_path / "data"), "image_size": 6}
+    params = {"type": "image_directory", "path": str(tmp_path / "data"), "image_size": [6, 6]}
     component = registry.datasets.get("image_directory")
     dataset = component.factory(component.params.model_validate(params), 0)
     assert [split_size(getattr(dataset, s)) for s in ("train", "validation", "test")] == [
@@ -371,7 +371,7 @@ def test_training_pipeline_options_apply_to_the_stream(tmp_path):
 
     write_images(tmp_path / "shapes", per_class=4)
     component = registry.datasets.get("image_directory")
-    params = {"type": "image_directory", "path": str(tmp_path / "shapes"), "image_size": 4}
+    params = {"type": "image_directory", "path": str(tmp_path / "shapes"), "image_size": [4, 4]}
     dataset = component.factory(component.params.model_validate(params), 0)
 
     class Training:
