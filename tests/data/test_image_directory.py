@@ -18,7 +18,7 @@ from PIL import Image
 from cbrun import registry
 from cbrun.core.errors import CbrunError
 from cbrun.data.base import Dataset, Stream, split_size
-from tests.conftest import ROOT, run_dirs
+from tests.conftest import ROOT, run_dirs, run_subprocess
 
 CLASSES = ("bottom", "left", "top")  # where the bright half of the image is
 PER_CLASS = 40
@@ -391,3 +391,18 @@ def test_the_bundled_image_config_reaches_the_accuracy_the_readme_states(tmp_pat
     result = train(ROOT / "configs" / "digits_images.yaml", runs_dir=tmp_path, quiet=True)
     assert result.exit_code == 0, result.record.get("error")
     assert result.record["test_metrics"]["accuracy"] >= 0.95  # 0.9889 on our machine
+
+
+def test_a_stream_trains_under_the_mirrored_strategy(tmp_path):
+    """In a fresh process: the two virtual CPU devices must exist before TensorFlow starts."""
+    write_images(tmp_path / "shapes", per_class=10)
+    config = yaml.safe_load(config_text("shapes", tmp_path / "runs"))
+    config["distribution"] = {"strategy": "mirrored", "cpu_devices": 2}
+    config["training"]["epochs"] = 2
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    result = run_subprocess("train", path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((Path(result.stdout.strip()) / "run.json").read_text())
+    assert record["status"] == "completed" and record["distribution"]["replicas"] == 2
+    assert record["test_metrics"]["accuracy"] > 0
