@@ -56,20 +56,23 @@ def dtype_policy(precision: Precision) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def fit_inputs(dataset: Any, training: Any, seed: int, cache_dir: Any = None) -> dict[str, Any]:
+def fit_inputs(
+    dataset: Any, training: Any, seed: int, cache_dir: Any = None, first_epoch: int = 0
+) -> dict[str, Any]:
     """Keyword arguments of `model.fit` for the data: the arrays, or tf.data pipelines.
 
     A streamed source (`dataset.streamed`) builds its own pipelines; `cache_dir` is where
-    it may cache on disk, and `training.pipeline` adds its tf.data options to them.
+    it may cache on disk, `first_epoch` is where a resumed run starts, and `training.pipeline`
+    adds its tf.data options to them.
     """
     pipeline = training.pipeline
     if dataset.streamed:
         size, train, validation = training.batch_size, dataset.train, dataset.validation
         streams = {
-            "x": train.batches(size, training.shuffle, seed, cache_dir),
+            "x": train.batches(size, training.shuffle, seed, cache_dir, first_epoch),
             "validation_data": None
             if validation is None
-            else validation.batches(size, False, seed, cache_dir),
+            else validation.batches(size, False, seed, cache_dir, 0),
         }
         if pipeline is not None:
             streams = {k: v and _with_options(v, pipeline) for k, v in streams.items()}

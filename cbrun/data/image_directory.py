@@ -317,10 +317,11 @@ def fingerprint(root: Path, paths: list[str]) -> dict[str, Any]:
 def _stream(
     params: ImageDirectoryParams, split: str, paths: np.ndarray, labels: np.ndarray, seed: int
 ) -> Stream:
-    def batches(batch_size: int, shuffle: bool, seed_: int, cache_dir: Any) -> Any:
+    def batches(batch_size: int, shuffle: bool, seed_: int, cache_dir: Any, first: int) -> Any:
         cache = params.cache if split != "test" else "none"
         folder = Path(cache_dir) if cache == "disk" and cache_dir is not None else None
-        return _pipeline(params, paths, labels, batch_size, shuffle, seed_, cache, folder, split)
+        order = (seed_, first) if shuffle else None
+        return _pipeline(params, paths, labels, batch_size, order, cache, folder, split)
 
     def load(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return params.load_images(paths[index]), labels[index]
@@ -333,26 +334,29 @@ def _pipeline(
     paths: np.ndarray,
     labels: np.ndarray,
     batch_size: int,
-    shuffle: bool,
-    seed: int,
+    shuffle: tuple[int, int] | None,
     cache: str,
     cache_folder: Path | None,
     split: str,
 ) -> Any:
-    """Batches of decoded images: files shuffled by name each epoch, decoded in parallel.
+    """Batches of decoded images: file names shuffled each epoch, decoded in parallel.
 
-    A cached split is decoded once in a seeded random order and then shuffled through a
-    buffer of SHUFFLE_BUFFER images each epoch (the whole split would double the memory).
+    `shuffle` is `(seed, first_epoch)`, or None to keep the order. Without a cache, epoch e
+    visits the files in an order drawn from (seed, e) alone, so a resumed run sees the order
+    the unbroken run saw. A cached split is decoded once in a seeded random order and then
+    shuffled through a buffer of SHUFFLE_BUFFER images each epoch (the whole split would
+    double the memory).
     """
     import tensorflow as tf
 
     count = len(paths)
     if cache != "none" and shuffle:
-        order = np.random.default_rng(seed).permutation(count)
+        order = np.random.default_rng(shuffle[0]).permutation(count)
         paths, labels = paths[order], labels[order]
-    data = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
     if shuffle and cache == "none":
-        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        data = _epoch_orders(paths.astype(str), labels, *shuffle)
+    else:
+        data = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
     decode = params.decoder()
     data = data.map(lambda path, label: (decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
     if cache == "memory" or (cache == "disk" and cache_folder is None):
@@ -360,12 +364,33 @@ def _pipeline(
     elif cache == "disk":
         data = data.cache(_disk_cache(cache_folder, split))
     if shuffle and cache != "none":
-        data = data.shuffle(min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        buffer = min(count, SHUFFLE_BUFFER)
+        data = data.shuffle(buffer, seed=shuffle[0], reshuffle_each_iteration=True)
     data = data.batch(batch_size)
     if params.scale:
         data = data.map(lambda images, label: (params.rescale(images), label))
     data = data.prefetch(tf.data.AUTOTUNE)
     return data.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+
+
+def _epoch_orders(paths: np.ndarray, labels: np.ndarray, seed: int, first: int) -> Any:
+    """(path, label) pairs in a new order at each pass: pass k takes epoch first + k's order,
+    a stateless permutation drawn from (seed, epoch)."""
+    import tensorflow as tf
+
+    count = len(paths)
+    epoch = tf.Variable(first, dtype=tf.int64, trainable=False)
+    names, classes = tf.constant(paths), tf.constant(labels)
+
+    def one_pass(_: Any) -> Any:
+        key = tf.stack([tf.constant(seed, tf.int64), epoch.assign_add(1) - 1])
+        order = tf.argsort(tf.random.stateless_uniform([count], seed=key))
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.gather(names, order), tf.gather(classes, order))
+        )
+
+    one = tf.data.experimental.assert_cardinality(count)
+    return tf.data.Dataset.range(1).flat_map(one_pass).apply(one)
 
 
 def _disk_cache(folder: Path, split: str) -> str:

@@ -198,7 +198,9 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
     internal_first = [_LearningRateLogger()]
     internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
     return model.fit(
-        **speed.fit_inputs(dataset, training, config.experiment.seed, run_dir / DATA_CACHE),
+        **speed.fit_inputs(
+            dataset, training, config.experiment.seed, run_dir / DATA_CACHE, keeper.epoch
+        ),
         epochs=training.epochs,
         steps_per_epoch=training.steps_per_epoch,
         validation_steps=training.validation_steps if dataset.validation is not None else None,
