@@ -30,8 +30,8 @@ class Stream:
         input_shape: Shape of one sample's features.
         batches: `batches(batch_size, shuffle, seed, cache_dir, first_epoch)` gives a
             `tf.data.Dataset` of `(x, y)` batches; `cache_dir` is where a disk cache may go
-            (None: no disk); `first_epoch` is the epoch training starts at (a resumed run's),
-            so that every epoch's order depends only on the seed and the epoch.
+            (None: a single pass, never cached); `first_epoch` is the epoch training starts
+            at (a resumed run's), so that each epoch's order depends only on seed and epoch.
         load: `load(index)` gives the samples at these positions as `(x, y)` arrays.
     """
 

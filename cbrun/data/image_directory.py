@@ -190,7 +190,7 @@ def image_directory(params: ImageDirectoryParams, seed: int) -> Dataset:
     if not len(parts["train"][0]):
         raise CbrunError(f"data.path: no training images left in {main}")
     streams = {
-        name: None if pair is None or not len(pair[0]) else _stream(params, name, *pair, seed)
+        name: None if pair is None or not len(pair[0]) else _stream(params, name, *pair)
         for name, pair in parts.items()
     }
     return Dataset(
@@ -315,13 +315,16 @@ def fingerprint(root: Path, paths: list[str]) -> dict[str, Any]:
 
 
 def _stream(
-    params: ImageDirectoryParams, split: str, paths: np.ndarray, labels: np.ndarray, seed: int
+    params: ImageDirectoryParams, split: str, paths: np.ndarray, labels: np.ndarray
 ) -> Stream:
-    def batches(batch_size: int, shuffle: bool, seed_: int, cache_dir: Any, first: int) -> Any:
-        cache = params.cache if split != "test" else "none"
-        folder = Path(cache_dir) if cache == "disk" and cache_dir is not None else None
-        order = (seed_, first) if shuffle else None
-        return _pipeline(params, paths, labels, batch_size, order, cache, folder, split)
+    def batches(batch_size: int, shuffle: bool, seed: int, cache_dir: Any, first: int) -> Any:
+        # Only fit passes a cache folder: a single pass (evaluate, predict, statistics) and
+        # the test split are never cached.
+        cache = params.cache if split != "test" and cache_dir is not None else "none"
+        order = (seed, first) if shuffle else None
+        return _pipeline(
+            params, paths, labels, batch_size, order, cache, Path(cache_dir or "."), split
+        )
 
     def load(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return params.load_images(paths[index]), labels[index]
@@ -336,7 +339,7 @@ def _pipeline(
     batch_size: int,
     shuffle: tuple[int, int] | None,
     cache: str,
-    cache_folder: Path | None,
+    cache_folder: Path,
     split: str,
 ) -> Any:
     """Batches of decoded images: file names shuffled each epoch, decoded in parallel.
@@ -359,7 +362,7 @@ def _pipeline(
         data = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
     decode = params.decoder()
     data = data.map(lambda path, label: (decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache == "memory" or (cache == "disk" and cache_folder is None):
+    if cache == "memory":
         data = data.cache()
     elif cache == "disk":
         data = data.cache(_disk_cache(cache_folder, split))
