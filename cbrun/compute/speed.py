@@ -61,19 +61,19 @@ def fit_inputs(
 ) -> dict[str, Any]:
     """Keyword arguments of `model.fit` for the data: the arrays, or tf.data pipelines.
 
-    `passes_done`: epochs already trained (a resumed run), so a pipeline's shuffle goes on
-    with the order the unbroken run would draw next. A streamed source (`dataset.streamed`)
-    builds its own pipelines; `cache_dir` is where it may cache on disk, and
-    `training.pipeline` adds its tf.data options to them.
+    `passes_done`: epochs already trained (a resumed run), so a shuffle goes on with the
+    order the unbroken run would draw next. A streamed source (`dataset.streamed`) builds its
+    own pipelines; `cache_dir` is where it may cache on disk, and `training.pipeline` adds its
+    tf.data options to them.
     """
     pipeline = training.pipeline
     if dataset.streamed:
         size, train, validation = training.batch_size, dataset.train, dataset.validation
         streams = {
-            "x": train.batches(size, training.shuffle, seed, cache_dir),
+            "x": train.batches(size, training.shuffle, seed, cache_dir, passes_done),
             "validation_data": None
             if validation is None
-            else validation.batches(size, False, seed, cache_dir),
+            else validation.batches(size, False, seed, cache_dir, 0),
         }
         if pipeline is not None:
             streams = {k: v and _with_options(v, pipeline) for k, v in streams.items()}

@@ -28,14 +28,16 @@ class Stream:
     Args:
         labels: One label per sample, in the split's order (cheap to hold: no features).
         input_shape: Shape of one sample's features.
-        batches: `batches(batch_size, shuffle, seed, cache_dir)` gives a `tf.data.Dataset`
-            of `(x, y)` batches; `cache_dir` is where a disk cache may go (None: no disk).
+        batches: `batches(batch_size, shuffle, seed, cache_dir, first_epoch)` gives a
+            `tf.data.Dataset` of `(x, y)` batches; `cache_dir` is where a disk cache may go
+            (None: a single pass, never cached); `first_epoch` is the epoch training starts
+            at (a resumed run's), so that each epoch's order depends only on seed and epoch.
         load: `load(index)` gives the samples at these positions as `(x, y)` arrays.
     """
 
     labels: np.ndarray
     input_shape: tuple[int, ...]
-    batches: Callable[[int, bool, int, Any], Any]
+    batches: Callable[[int, bool, int, Any, int], Any]
     load: Callable[[np.ndarray], Arrays]
 
     def __len__(self) -> int:
@@ -143,7 +145,7 @@ class Dataset:
         """Keyword arguments of `model.evaluate` / `model.predict` for one split."""
         part = getattr(self, split)
         if isinstance(part, Stream):
-            return {"x": part.batches(batch_size, False, 0, None)}
+            return {"x": part.batches(batch_size, False, 0, None, 0)}
         return {"x": part[0], "y": part[1], "batch_size": batch_size}
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
@@ -174,7 +176,7 @@ class Dataset:
 def _streamed_moments(stream: Stream) -> tuple[np.ndarray, np.ndarray]:
     """Per-feature mean and variance over one pass of a stream (Chan's parallel update)."""
     count, mean, squares = 0, 0.0, 0.0
-    for x, _ in stream.batches(256, False, 0, None).as_numpy_iterator():
+    for x, _ in stream.batches(256, False, 0, None, 0).as_numpy_iterator():
         x = x.astype("float64")
         n, batch_mean = len(x), x.mean(axis=0)
         delta = batch_mean - mean

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt
 
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import InputFolder
@@ -53,7 +53,7 @@ class ImageDirectoryParams(DataParams):
     )
     image_size: tuple[PositiveInt, PositiveInt] = Field(
         (256, 256),
-        description="Height and width in pixels every image is resized to (one number: a square).",
+        description="Height and width in pixels every image is resized to.",
     )
     color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
         "rgb", description="Channels: grayscale 1, rgb 3, rgba 4 (converted on decoding)."
@@ -73,13 +73,6 @@ class ImageDirectoryParams(DataParams):
         description="An unreadable image stops with its name (`error`) or is left out and "
         "counted in data.json (`skip`).",
     )
-
-    @field_validator("image_size", mode="before")
-    @classmethod
-    def _pair(cls, value: Any) -> Any:
-        if isinstance(value, int):
-            return (value, value)
-        return value
 
     @property
     def channels(self) -> int:
@@ -197,7 +190,7 @@ def image_directory(params: ImageDirectoryParams, seed: int) -> Dataset:
     if not len(parts["train"][0]):
         raise CbrunError(f"data.path: no training images left in {main}")
     streams = {
-        name: None if pair is None or not len(pair[0]) else _stream(params, name, *pair, seed)
+        name: None if pair is None or not len(pair[0]) else _stream(params, name, *pair)
         for name, pair in parts.items()
     }
     return Dataset(
@@ -322,12 +315,16 @@ def fingerprint(root: Path, paths: list[str]) -> dict[str, Any]:
 
 
 def _stream(
-    params: ImageDirectoryParams, split: str, paths: np.ndarray, labels: np.ndarray, seed: int
+    params: ImageDirectoryParams, split: str, paths: np.ndarray, labels: np.ndarray
 ) -> Stream:
-    def batches(batch_size: int, shuffle: bool, seed_: int, cache_dir: Any) -> Any:
-        cache = params.cache if split != "test" else "none"
-        folder = Path(cache_dir) if cache == "disk" and cache_dir is not None else None
-        return _pipeline(params, paths, labels, batch_size, shuffle, seed_, cache, folder, split)
+    def batches(batch_size: int, shuffle: bool, seed: int, cache_dir: Any, first: int) -> Any:
+        # Only fit passes a cache folder: a single pass (evaluate, predict, statistics) and
+        # the test split are never cached.
+        cache = params.cache if split != "test" and cache_dir is not None else "none"
+        order = (seed, first) if shuffle else None
+        return _pipeline(
+            params, paths, labels, batch_size, order, cache, Path(cache_dir or "."), split
+        )
 
     def load(index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return params.load_images(paths[index]), labels[index]
@@ -340,39 +337,63 @@ def _pipeline(
     paths: np.ndarray,
     labels: np.ndarray,
     batch_size: int,
-    shuffle: bool,
-    seed: int,
+    shuffle: tuple[int, int] | None,
     cache: str,
-    cache_folder: Path | None,
+    cache_folder: Path,
     split: str,
 ) -> Any:
-    """Batches of decoded images: files shuffled by name each epoch, decoded in parallel.
+    """Batches of decoded images: file names shuffled each epoch, decoded in parallel.
 
-    A cached split is decoded once in a seeded random order and then shuffled through a
-    buffer of SHUFFLE_BUFFER images each epoch (the whole split would double the memory).
+    `shuffle` is `(seed, first_epoch)`, or None to keep the order. Without a cache, epoch e
+    visits the files in an order drawn from (seed, e) alone, so a resumed run sees the order
+    the unbroken run saw. A cached split is decoded once in a seeded random order and then
+    shuffled through a buffer of SHUFFLE_BUFFER images each epoch (the whole split would
+    double the memory).
     """
     import tensorflow as tf
 
     count = len(paths)
     if cache != "none" and shuffle:
-        order = np.random.default_rng(seed).permutation(count)
+        order = np.random.default_rng(shuffle[0]).permutation(count)
         paths, labels = paths[order], labels[order]
-    data = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
     if shuffle and cache == "none":
-        data = data.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        data = _epoch_orders(paths.astype(str), labels, *shuffle)
+    else:
+        data = tf.data.Dataset.from_tensor_slices((paths.astype(str), labels))
     decode = params.decoder()
     data = data.map(lambda path, label: (decode(path), label), num_parallel_calls=tf.data.AUTOTUNE)
-    if cache == "memory" or (cache == "disk" and cache_folder is None):
+    if cache == "memory":
         data = data.cache()
     elif cache == "disk":
         data = data.cache(_disk_cache(cache_folder, split))
     if shuffle and cache != "none":
-        data = data.shuffle(min(count, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        buffer = min(count, SHUFFLE_BUFFER)
+        data = data.shuffle(buffer, seed=shuffle[0], reshuffle_each_iteration=True)
     data = data.batch(batch_size)
     if params.scale:
         data = data.map(lambda images, label: (params.rescale(images), label))
     data = data.prefetch(tf.data.AUTOTUNE)
     return data.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
+
+
+def _epoch_orders(paths: np.ndarray, labels: np.ndarray, seed: int, first: int) -> Any:
+    """(path, label) pairs in a new order at each pass: pass k takes epoch first + k's order,
+    a stateless permutation drawn from (seed, epoch)."""
+    import tensorflow as tf
+
+    count = len(paths)
+    epoch = tf.Variable(first, dtype=tf.int64, trainable=False)
+    names, classes = tf.constant(paths), tf.constant(labels)
+
+    def one_pass(_: Any) -> Any:
+        key = tf.stack([tf.constant(seed, tf.int64), epoch.assign_add(1) - 1])
+        order = tf.argsort(tf.random.stateless_uniform([count], seed=key))
+        return tf.data.Dataset.from_tensor_slices(
+            (tf.gather(names, order), tf.gather(classes, order))
+        )
+
+    one = tf.data.experimental.assert_cardinality(count)
+    return tf.data.Dataset.range(1).flat_map(one_pass).apply(one)
 
 
 def _disk_cache(folder: Path, split: str) -> str:
