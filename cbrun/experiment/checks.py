@@ -19,6 +19,7 @@ def check(config: Any, document: Document) -> None:
         callback_checks.one_learning_rate_driver,
         callback_checks.monitors_are_logged,
         callback_checks.output_paths_are_distinct,
+        _rollback_can_lower_the_learning_rate,
     ):
         problems.extend(item_check(config, document))
     if problems:
@@ -32,4 +33,24 @@ def _split_fractions_leave_training(config: Any, document: Document) -> list[str
     return [
         f"{document.where(('data', 'split'))}: data.split: validation ({split.validation}) + "
         f"test ({split.test}) must add up to less than 1 to leave data for training"
+    ]
+
+
+def _rollback_can_lower_the_learning_rate(config: Any, document: Document) -> list[str]:
+    """`on_non_finite: rollback` scales the learning rate, which a schedule would undo."""
+    if config.training.on_non_finite != "rollback":
+        return []
+    where = f"{document.where(('training', 'on_non_finite'))}: training.on_non_finite"
+    if config.compile.optimizer.has_schedule:
+        return [
+            f"{where}: `rollback` lowers the learning rate, but compile.optimizer.learning_rate "
+            f"is a `{config.compile.optimizer.learning_rate.type}` schedule, which Keras cannot "
+            "change: use a number for the learning rate, or `fail` / `stop`"
+        ]
+    return [
+        f"{where}: `rollback` lowers the learning rate, but callbacks[{index}] "
+        "(`learning_rate_scheduler`) sets it anew every epoch: use `fail` or `stop`, or "
+        "reduce_lr_on_plateau instead"
+        for index, item in enumerate(config.callbacks)
+        if item.type == "learning_rate_scheduler"
     ]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.core.console import Reporter, format_number
-from cbrun.core.run_dir import CONFIG_FILE, write_text_atomic
+from cbrun.core.run_dir import CONFIG_FILE, restore_non_finite, write_text_atomic
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
 from cbrun.inspect.runs import REPORT_FILE
 from cbrun.inspect.show import artifacts, human_size
@@ -55,7 +55,7 @@ def write_plots(run_dir: Path, record: dict[str, Any]) -> list[Path]:
     history_file = run_dir / "history.json"
     if not history_file.exists():
         return []
-    history = json.loads(history_file.read_text(encoding="utf-8"))
+    history = restore_non_finite(json.loads(history_file.read_text(encoding="utf-8")))
     return plot_run(history, run_dir / PLOTS_DIR, record.get("monitors") or {})
 
 

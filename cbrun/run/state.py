@@ -153,6 +153,10 @@ class StateKeeper(keras.callbacks.Callback):
         partial = root / f".{name}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:  # before the first step: all its
+            with self.model.distribute_strategy.scope():  # state is saved, as Keras builds it
+                optimizer.build(self.model.trainable_variables)  # when loading a model
         self.model.save(partial / MODEL)
         progress = [_progress(callback, i, partial) for i, callback in enumerate(self.callbacks)]
         write_json_atomic(

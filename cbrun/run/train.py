@@ -34,8 +34,8 @@ from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.run.interrupts import Interrupted, InterruptGuard
-from cbrun.run.safeguards import SafetyChecks
-from cbrun.run.state import RunLock, SavedState, StateKeeper
+from cbrun.run.safeguards import NonFiniteLoss, NonFinitePolicy, SafetyChecks
+from cbrun.run.state import RunLock, SavedState, StateKeeper, continue_logs
 from cbrun.run.stray_output import stdout_kept_clean, stdout_to_stderr
 
 keras = import_keras()
@@ -141,10 +141,27 @@ def run(
         run_dir, callbacks, _write_history, resumed, every=config.training.state_every
     )
     safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
+    policy = NonFinitePolicy(config.training, record)
     try:
-        history = _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety)
+        while True:
+            try:
+                history = _fit(
+                    model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety
+                )
+                break
+            except NonFiniteLoss as diverged:  # training.on_non_finite: fail, stop or rollback
+                saved = policy.recover(diverged, model, run_dir, callbacks)
+                reporter.print(f"[yellow]{policy.message}[/]")
+                if policy.stopped:
+                    history = keras.callbacks.History()
+                    break
+                continue_logs(callbacks)  # on from the restored epoch, as a resume does
+                keeper = StateKeeper(
+                    run_dir, callbacks, _write_history, saved, every=config.training.state_every
+                )
+                safety = SafetyChecks(guard, record)
         history = keeper.full_history(history)
-        record.update(_outcome(config, history, callbacks))
+        record.update(_outcome(config, history, callbacks), **policy.outcome())
         model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
         if dataset.test is not None:
             test = model.evaluate(
