@@ -26,7 +26,7 @@ import yaml
 
 from conftest import ROOT, merge, run_dirs
 
-TOLERANCE = 1e-6
+TOLERANCE = float(os.environ.get("CBRUN_RESUME_TOLERANCE", 1e-6))
 EPOCHS = 4
 SEED = int(os.environ.get("CBRUN_RESUME_SEED", random.randrange(1_000_000)))
 HOOKS = """
