@@ -120,9 +120,11 @@ def run(
     record: dict[str, Any],
     reporter: Reporter,
     resumed: SavedState | None = None,
+    lock: RunLock | None = None,
 ) -> TrainResult:
-    """Fit, evaluate and record a prepared run (new, or resumed from `resumed`)."""
-    lock = RunLock(run_dir).acquire()  # a resume of a run still training here is refused
+    """Fit, evaluate and record a prepared run (new, or resumed from `resumed`); `lock`: the
+    run's lock if the caller already holds it."""
+    lock = lock or RunLock(run_dir).acquire()  # a resume of a run still training is refused
     stray_output = stdout_to_stderr(run_dir / "train.log")  # prints of callbacks, Keras' verbose
     stray_output.__enter__()
     clock = Stopwatch()
@@ -198,7 +200,16 @@ def run(
         reporter.print(f"[red]training failed:[/] {type(error).__name__}: {error}")
         exit_code = 1
     finally:
-        record.update(ended_at=utc_now(), duration_seconds=clock.seconds())
+        segments = record.setdefault("segments", [])  # one per process that trained the run
+        segments.append(
+            {
+                "from_epoch": resumed.epoch if resumed else 0,
+                "seconds": clock.seconds(),
+                "status": record["status"],
+            }
+        )
+        total = round(sum(segment["seconds"] for segment in segments), 3)
+        record.update(ended_at=utc_now(), duration_seconds=total)
         add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
         write_json_atomic(run_dir / RUN_RECORD, record)
         guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
