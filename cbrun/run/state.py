@@ -50,6 +50,7 @@ PROGRESS_ATTRIBUTES = (
     "cooldown_counter",
     "_batches_seen_since_last_saving",
     "_last_batch_seen",
+    "_ema_weights_in_model",  # swap_ema_weights: the state saved after an epoch holds EMA weights
 )
 
 
