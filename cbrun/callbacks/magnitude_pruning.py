@@ -184,6 +184,18 @@ def magnitude_pruning(params: MagnitudePruningParams, ctx: BuildContext) -> Any:
                 layer.kernel.assign(layer.kernel * mask)
             self._pruned_at = step
 
+        def get_resume_state(self) -> dict[str, Any]:
+            """What `cbrun train --resume` needs: the step of the last pruning."""
+            return {"pruned_at": self._pruned_at}
+
+        def set_resume_state(self, state: dict[str, Any]) -> None:
+            """Go on after a resume: pruned weights are exactly 0, so they give back the masks."""
+            self._pruned_at = state["pruned_at"]
+            if self._pruned_at is None:
+                return
+            for layer, mask in zip(self._layers, self._masks, strict=True):
+                mask.assign(keras.ops.cast(keras.ops.not_equal(layer.kernel, 0), mask.dtype))
+
         def _measured(self) -> dict[str, Any]:
             per_layer = {}
             zeros = total = 0

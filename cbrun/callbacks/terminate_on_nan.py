@@ -13,8 +13,9 @@ from cbrun.registry import callbacks
 class TerminateOnNaNParams(FitOnlyParams):
     """Stop training when the loss becomes NaN or infinite (keras TerminateOnNaN).
 
-    The run is marked completed with the reason in run.json's `stop_reason`; with
-    `raise_error: true` it is marked failed instead, and later callbacks' cleanup is skipped.
+    cbrun checks every batch's loss anyway: what the run then becomes is set by
+    `training.on_non_finite` (default `fail`: the run is failed, not completed). With
+    `raise_error: true` Keras' own error fails the run, whatever `on_non_finite` says.
     """
 
     type: Literal["terminate_on_nan"]

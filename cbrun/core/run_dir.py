@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
@@ -58,8 +59,51 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
+NON_FINITE_NOTE = "non_finite_values"
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+    """Write `data` as strict JSON (every run-directory JSON file goes through here).
+
+    NaN and infinities are not JSON: each is written as `null`, and a top-level object gets
+    a note, `"non_finite_values": [{"path": ["metrics", "loss"], "value": "nan"}, ...]`, so
+    that `read_json` gives the numbers back.
+    """
+    found: list[dict[str, Any]] = []
+    strict = _finite_only(json.loads(json.dumps(data, default=_jsonable)), [], found)
+    if isinstance(strict, dict):
+        strict.pop(NON_FINITE_NOTE, None)
+        if found:
+            strict[NON_FINITE_NOTE] = found
+    write_text_atomic(path, json.dumps(strict, indent=2, allow_nan=False) + "\n")
+
+
+def restore_non_finite(data: Any) -> Any:
+    """`data` read from a file `write_json_atomic` wrote, with its NaN and infinities back."""
+    if not isinstance(data, dict) or not isinstance(data.get(NON_FINITE_NOTE), list):
+        return data
+    for entry in data.pop(NON_FINITE_NOTE):
+        try:
+            *parents, last = entry["path"]
+            node = data
+            for key in parents:
+                node = node[key]
+            if node[last] is None:
+                node[last] = float(entry["value"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue  # a hand-edited note: leave that value as it is
+    return data
+
+
+def _finite_only(value: Any, where: list[Any], found: list[dict[str, Any]]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        found.append({"path": where, "value": str(value)})
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_only(v, [*where, k], found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(v, [*where, i], found) for i, v in enumerate(value)]
+    return value
 
 
 def create_exclusive(directory: Path, stem: str, suffix: str) -> Path:
@@ -76,7 +120,7 @@ def create_exclusive(directory: Path, stem: str, suffix: str) -> Path:
 
 def read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise CbrunError(f"{path}: no such file") from None
     except (OSError, json.JSONDecodeError) as error:

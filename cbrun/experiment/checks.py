@@ -21,6 +21,7 @@ def check(config: Any, document: Document) -> None:
         callback_checks.monitors_are_logged,
         callback_checks.output_paths_are_distinct,
         callback_checks.callbacks_can_be_built,
+        _rollback_can_lower_the_learning_rate,
     ):
         problems.extend(item_check(config, document))
     if problems:
@@ -45,4 +46,24 @@ def _mirrored_runs_one_step_per_call(config: Any, document: Document) -> list[st
         f"{document.where(('training', 'steps_per_execution'))}: training.steps_per_execution: "
         f"{steps} batches per call fail under distribution.strategy mirrored in Keras 3 (its "
         "multi-step function cannot be distributed); use 1 or auto"
+    ]
+
+
+def _rollback_can_lower_the_learning_rate(config: Any, document: Document) -> list[str]:
+    """`on_non_finite: rollback` scales the learning rate, which a schedule would undo."""
+    if config.training.on_non_finite != "rollback":
+        return []
+    where = f"{document.where(('training', 'on_non_finite'))}: training.on_non_finite"
+    if config.compile.optimizer.has_schedule:
+        return [
+            f"{where}: `rollback` lowers the learning rate, but compile.optimizer.learning_rate "
+            f"is a `{config.compile.optimizer.learning_rate.type}` schedule, which Keras cannot "
+            "change: use a number for the learning rate, or `fail` / `stop`"
+        ]
+    return [
+        f"{where}: `rollback` lowers the learning rate, but callbacks[{index}] "
+        "(`learning_rate_scheduler`) sets it anew every epoch: use `fail` or `stop`, or "
+        "reduce_lr_on_plateau instead"
+        for index, item in enumerate(config.callbacks)
+        if item.type == "learning_rate_scheduler"
     ]

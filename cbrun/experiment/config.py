@@ -111,6 +111,19 @@ class TrainingSection(StrictModel):
     pipeline: PipelineSection | None = Field(
         None, description="Feed `fit` from a tf.data pipeline with these options."
     )
+    on_non_finite: Literal["fail", "stop", "rollback"] = Field(
+        "fail",
+        description="When the training loss becomes NaN or infinite (checked after every "
+        "batch): `fail` the run; `stop` training and keep the model of the last saved epoch; "
+        "`rollback` to the last saved epoch, multiply the learning rate by `rollback_factor` "
+        "and train on (at most `max_rollbacks` times, then fail).",
+    )
+    rollback_factor: float = Field(
+        0.5, gt=0, lt=1, description="`rollback` multiplies the learning rate by this."
+    )
+    max_rollbacks: PositiveInt = Field(
+        3, description="`rollback`: the run fails at the next non-finite loss after this many."
+    )
 
 
 SMOKE_SAMPLES = 256

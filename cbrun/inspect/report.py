@@ -16,7 +16,7 @@ from cbrun.callbacks.activation_maps import GIF_NAME as ACTIVATIONS_GIF
 from cbrun.callbacks.saliency_maps import GIF_NAME as SALIENCY_GIF
 from cbrun.callbacks.visual import epoch_frames
 from cbrun.core.console import Reporter, format_number
-from cbrun.core.run_dir import CONFIG_FILE, write_text_atomic
+from cbrun.core.run_dir import CONFIG_FILE, restore_non_finite, write_text_atomic
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
 from cbrun.inspect.runs import REPORT_FILE
 from cbrun.inspect.show import MATRIX_UP_TO, artifacts, human_size
@@ -62,7 +62,7 @@ def write_plots(run_dir: Path, record: dict[str, Any]) -> list[Path]:
     history_file = run_dir / "history.json"
     if not history_file.exists():
         return []
-    history = json.loads(history_file.read_text(encoding="utf-8"))
+    history = restore_non_finite(json.loads(history_file.read_text(encoding="utf-8")))
     name = f"{record.get('experiment', run_dir.parent.name)}/{run_dir.name}"
     return plot_run(history, run_dir / PLOTS_DIR, record.get("monitors") or {}, name)
 

@@ -25,7 +25,7 @@ from rich.text import Text
 from cbrun.callbacks.base import resolve_mode
 from cbrun.core.console import format_number
 from cbrun.core.errors import CbrunError, did_you_mean
-from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD
+from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD, restore_non_finite
 
 STAMP = re.compile(r"^\d{8}-\d{6}(-\d+)?$")
 TRASH = ".trash"  # `cbrun rm` moves runs here, inside the runs directory; never listed
@@ -111,7 +111,7 @@ class RunInfo:
 def read_json_or_problem(path: Path, problems: list[str]) -> Any:
     """The JSON in `path`, or None with a problem noted (missing, truncated, not JSON)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         problems.append(f"{path.name} is missing")
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -8,9 +8,12 @@ epoch on, so no epoch is missing or written twice.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from cbrun.compute.distribution import make_strategy
 from cbrun.core.console import Reporter
@@ -18,9 +21,10 @@ from cbrun.core.errors import CbrunError
 from cbrun.core.importing import imports_from_run
 from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD, environment, read_json, utc_now
 from cbrun.experiment.config import load_config
+from cbrun.inspect.compare import MISSING, config_differences
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
 from cbrun.run.model_file import load_model_file
-from cbrun.run.state import SavedState, continue_logs, read_state
+from cbrun.run.state import RunLock, SavedState, continue_logs, read_state
 from cbrun.run.stray_output import stdout_kept_clean
 from cbrun.run.train import TrainResult, run
 
@@ -37,6 +41,19 @@ def resume_run(
         unsafe: load a saved model that holds Python code (Keras' safe mode off).
         allow_imports: import `module:function` code named in the run's saved config.
     """
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    lock = RunLock(run_dir).acquire()  # first: nothing is read while another process trains
+    try:
+        return _resume_locked(run_dir, lock, quiet, unsafe, allow_imports)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _resume_locked(
+    run_dir: Path, lock: RunLock, quiet: bool, unsafe: bool, allow_imports: bool
+) -> TrainResult:
     record = _resumable_record(run_dir)
     saved = read_state(run_dir)
     if saved is None:
@@ -44,6 +61,7 @@ def resume_run(
             f"{run_dir}: no saved training state (state/latest.json): the run stopped "
             "before training began; start it again with `cbrun train CONFIG`"
         )
+    _refuse_an_edited_config(run_dir, saved)
     config, _ = load_config(run_dir / CONFIG_FILE)
     with imports_from_run(run_dir, allow_imports):
         strategy = make_strategy(config.distribution)
@@ -60,13 +78,49 @@ def resume_run(
         reporter.attach_log(run_dir / "train.log")
         _mark_resumed(record, saved)
         return run(
-            config, dataset, model, callbacks, test_callbacks, run_dir, record, reporter, saved
+            config,
+            dataset,
+            model,
+            callbacks,
+            test_callbacks,
+            run_dir,
+            record,
+            reporter,
+            saved,
+            lock,
         )
 
 
+def _refuse_an_edited_config(run_dir: Path, saved: SavedState) -> None:
+    """A resume continues the run as it began: a changed config.yaml is refused, by name."""
+    path = run_dir / CONFIG_FILE
+    now = path.read_text(encoding="utf-8")
+    if saved.config_yaml is None or now == saved.config_yaml:
+        return
+    try:
+        before, after = yaml.safe_load(saved.config_yaml), yaml.safe_load(now)
+    except yaml.YAMLError:
+        before, after = None, None
+    changes = (
+        [
+            f"{key}: {_shown(was)} -> {_shown(is_)}"
+            for key, (was, is_) in config_differences([before, after]).items()
+        ]
+        if isinstance(before, dict) and isinstance(after, dict)
+        else []
+    )
+    raise CbrunError(
+        f"{path}: edited since the run began ({'; '.join(changes) or 'its text changed'}); "
+        "--resume continues the run as it was configured",
+        hint="put the file back as it was, or start a new run with `cbrun train CONFIG --set ...`",
+    )
+
+
+def _shown(value: Any) -> str:
+    return "(absent)" if value == MISSING else json.dumps(value)
+
+
 def _resumable_record(run_dir: Path) -> dict[str, Any]:
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     record = read_json(run_dir / RUN_RECORD)
     if record.get("status") == "completed":
         raise CbrunError(f"{run_dir}: the run completed; there is nothing to resume")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from cbrun.core.errors import CbrunError
-from cbrun.core.run_dir import read_json, utc_now, write_json_atomic
+from cbrun.core.run_dir import CONFIG_FILE, read_json, utc_now, write_json_atomic
 from cbrun.run.build import import_keras
 from cbrun.run.rng_state import restore_random_state, save_random_state
 
@@ -50,6 +50,7 @@ PROGRESS_ATTRIBUTES = (
     "cooldown_counter",
     "_batches_seen_since_last_saving",
     "_last_batch_seen",
+    "_ema_weights_in_model",  # swap_ema_weights: the state saved after an epoch holds EMA weights
 )
 
 
@@ -62,6 +63,7 @@ class SavedState:
     history: dict[str, list[float]]
     callbacks: list[dict[str, Any]]
     random: dict[str, Any] | None = None  # absent in states saved before cbrun kept it
+    config_yaml: str | None = None  # the run's config.yaml as the run began
 
     @property
     def model_path(self) -> Path:
@@ -76,7 +78,12 @@ def read_state(run_dir: Path) -> SavedState | None:
     folder = run_dir / STATE_DIR / read_json(latest)["folder"]
     saved = read_json(folder / STATE)
     return SavedState(
-        folder, saved["epoch"], saved["history"], saved["callbacks"], saved.get("random")
+        folder,
+        saved["epoch"],
+        saved["history"],
+        saved["callbacks"],
+        saved.get("random"),
+        saved.get("config_yaml"),
     )
 
 
@@ -110,6 +117,14 @@ class StateKeeper(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {
             k: list(v) for k, v in (resumed.history if resumed else {}).items()
         }
+        config_file = run_dir / CONFIG_FILE
+        self.config_yaml = (
+            resumed.config_yaml
+            if resumed and resumed.config_yaml is not None
+            else config_file.read_text(encoding="utf-8")
+            if config_file.is_file()
+            else None
+        )
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.resumed is None:
@@ -153,6 +168,10 @@ class StateKeeper(keras.callbacks.Callback):
         partial = root / f".{name}.partial-{os.getpid()}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None and not optimizer.built:  # before the first step: all its
+            with self.model.distribute_strategy.scope():  # state is saved, as Keras builds it
+                optimizer.build(self.model.trainable_variables)  # when loading a model
         self.model.save(partial / MODEL)
         progress = [_progress(callback, i, partial) for i, callback in enumerate(self.callbacks)]
         write_json_atomic(
@@ -162,6 +181,7 @@ class StateKeeper(keras.callbacks.Callback):
                 "saved_at": utc_now(),
                 "history": self.history,
                 "callbacks": progress,
+                "config_yaml": self.config_yaml,  # a resume refuses an edited config.yaml
                 "random": save_random_state(self.model, partial),  # last: as training goes on
             },
         )
@@ -191,7 +211,13 @@ class RunLock:
     def acquire(self) -> RunLock:
         if fcntl is None:
             return self
-        fd = os.open(self.run_dir / LOCK, os.O_CREAT | os.O_RDWR, 0o644)
+        flags = os.O_CREAT | os.O_RDWR | getattr(os, "O_NOFOLLOW", 0)  # never through a link
+        try:
+            fd = os.open(self.run_dir / LOCK, flags, 0o644)
+        except OSError as error:
+            raise CbrunError(
+                f"{self.run_dir / LOCK}: cannot open the run's lock: {error}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -37,9 +37,9 @@ from cbrun.inspect.report import add_pictures
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.progress import EpochProgress
-from cbrun.run.safeguards import SafetyChecks
+from cbrun.run.safeguards import NonFiniteLoss, NonFinitePolicy, SafetyChecks
 from cbrun.run.scores import analyse
-from cbrun.run.state import RunLock, SavedState, StateKeeper
+from cbrun.run.state import RunLock, SavedState, StateKeeper, continue_logs
 from cbrun.run.stray_output import stdout_kept_clean, stdout_to_stderr
 
 keras = import_keras()
@@ -135,9 +135,11 @@ def run(
     record: dict[str, Any],
     reporter: Reporter,
     resumed: SavedState | None = None,
+    lock: RunLock | None = None,
 ) -> TrainResult:
-    """Fit, evaluate and record a prepared run (new, or resumed from `resumed`)."""
-    lock = RunLock(run_dir).acquire()  # a resume of a run still training here is refused
+    """Fit, evaluate and record a prepared run (new, or resumed from `resumed`); `lock`: the
+    run's lock if the caller already holds it."""
+    lock = lock or RunLock(run_dir).acquire()  # a resume of a run still training is refused
     stray_output = stdout_to_stderr(run_dir / "train.log")  # prints of callbacks, Keras' verbose
     stray_output.__enter__()
     clock = Stopwatch()
@@ -160,10 +162,27 @@ def run(
         run_dir, callbacks, _write_history, resumed, every=config.training.state_every
     )
     safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
+    policy = NonFinitePolicy(config.training, record)
     try:
-        history = _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety)
+        while True:
+            try:
+                history = _fit(
+                    model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety
+                )
+                break
+            except NonFiniteLoss as diverged:  # training.on_non_finite: fail, stop or rollback
+                saved = policy.recover(diverged, model, run_dir, callbacks)
+                reporter.print(f"[yellow]{policy.message}[/]")
+                if policy.stopped:
+                    history = keras.callbacks.History()
+                    break
+                continue_logs(callbacks)  # on from the restored epoch, as a resume does
+                keeper = StateKeeper(
+                    run_dir, callbacks, _write_history, saved, every=config.training.state_every
+                )
+                safety = SafetyChecks(guard, record)
         history = keeper.full_history(history)
-        record.update(_outcome(config, history, callbacks))
+        record.update(_outcome(config, history, callbacks), **policy.outcome())
         model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
         if dataset.test is not None:
             test = model.evaluate(
@@ -204,7 +223,16 @@ def run(
         reporter.print(f"[red]training failed:[/] {type(error).__name__}: {error}")
         exit_code = 1
     finally:
-        record.update(ended_at=utc_now(), duration_seconds=clock.seconds())
+        segments = record.setdefault("segments", [])  # one per process that trained the run
+        segments.append(
+            {
+                "from_epoch": resumed.epoch if resumed else 0,
+                "seconds": clock.seconds(),
+                "status": record["status"],
+            }
+        )
+        total = round(sum(segment["seconds"] for segment in segments), 3)
+        record.update(ended_at=utc_now(), duration_seconds=total)
         add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
         write_json_atomic(run_dir / RUN_RECORD, record)
         _notify_run_end(callbacks, record, reporter)  # e.g. mlflow ends its run with the status

@@ -79,22 +79,25 @@ def test_backup_and_restore_deletes_its_backup_by_default(plateau_run):
 
 
 def test_terminate_on_nan_stops_at_the_first_nan_loss(tmp_path):
-    # SGD at 1e12 overflows the weights within a few batches; the loss turns NaN.
+    # SGD at 1e12 overflows the weights within a few batches; the loss turns NaN. What the
+    # run then is comes from training.on_non_finite (here `stop`: the last saved model stays).
     result = train_tiny(
         tmp_path,
         {
             "compile": {"optimizer": {"name": "sgd", "learning_rate": 1e12}},
-            "training": {"epochs": 5},
+            "training": {"epochs": 5, "on_non_finite": "stop"},
             "callbacks": [{"type": "terminate_on_nan"}],
         },
     )
     record = read_json(result.run_dir / "run.json")
     assert record["status"] == "completed"
-    assert record["epochs_completed"] == 1
+    assert record["epochs_completed"] == 0 and record["model_epoch"] == 0
     assert re.fullmatch(
-        r"terminate_on_nan: loss was nan at epoch 1, batch \d+", record["stop_reason"]
+        r"non-finite loss \((nan|inf)\) at epoch 1 batch \d+: stopped \(training.on_non_finite: "
+        r"stop\); the model is the one saved after epoch 0",
+        record["stop_reason"],
     )
-    assert np.isnan(read_json(result.run_dir / "history.json")["loss"][-1])
+    assert all(np.isfinite(v) for v in record["test_metrics"].values())
 
 
 @pytest.mark.parametrize("swap", [True, False])

@@ -56,13 +56,15 @@ def test_non_finite_loss_fails_the_run_and_keeps_earlier_checkpoints(make_config
     assert "non-finite loss at epoch 3" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_declared_terminate_on_nan_decides_instead(make_config, cli, runs_dir):
+def test_a_declared_terminate_on_nan_stops_but_the_run_still_fails(make_config, cli, runs_dir):
+    """terminate_on_nan ends training; `training.on_non_finite` (default `fail`) records it."""
     callbacks = [*DIVERGING["callbacks"], {"type": "terminate_on_nan"}]
     result = cli("train", make_config({**DIVERGING, "callbacks": callbacks}))
-    assert result.exit_code == 0, result.stderr  # its choice: stop gracefully, run completed
-    _, record = only_run(runs_dir)
-    assert record["status"] == "completed"
-    assert record["stop_reason"].startswith("terminate_on_nan: loss was inf at epoch 3")
+    assert result.exit_code == 1
+    run, record = only_run(runs_dir)
+    assert record["status"] == "failed" and record["error"]["type"] == "NonFiniteLoss"
+    assert re.fullmatch(r"non-finite loss at epoch 3 batch \d+", record["stop_reason"])
+    assert not (run / "eval.json").exists()  # no NaN model is evaluated
 
 
 def test_an_exception_in_a_callback_fails_the_run_with_its_type_and_message(
