@@ -20,6 +20,9 @@ class BenchEpochTimerParams(CallbackParams):
 
     type: Literal["bench_epoch_timer"]
 
+    def batch_hooks(self) -> bool:
+        return False  # epoch ends only: leaves `steps_per_execution: auto` as the user's run
+
 
 @callbacks.register("bench_epoch_timer", BenchEpochTimerParams)
 def bench_epoch_timer(params: BenchEpochTimerParams, ctx):

@@ -142,6 +142,13 @@ def run_subprocess(
     )
 
 
+def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -c CODE` in a fresh interpreter from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
 def run_dirs(runs_dir: Path) -> list[Path]:
     """Every run directory (`runs/<experiment>/<stamp>`) under a runs folder, finished or not."""
     return sorted(p for p in runs_dir.glob("*/*") if p.is_dir()) if runs_dir.exists() else []

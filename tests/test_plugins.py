@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_dirs, run_subprocess
+from conftest import ROOT, run_dirs, run_python, run_subprocess
 
 tomllib = pytest.importorskip("tomllib")
 
@@ -187,8 +187,6 @@ def test_plugin_code_in_readme_imports_and_registers_as_shown():
         "component = registry.get('my_callback')\n"
         "print(component.params.__name__, 'my_callback' in registry.names())\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT
-    )
+    result = run_python(probe)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["MyCallbackParams", "True"]

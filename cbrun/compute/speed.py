@@ -195,8 +195,8 @@ AUTO_STEPS_PER_EXECUTION = 32  # 2.7x faster epochs than 1 on the digits MLP (be
 
 
 def steps_per_execution(config: Any, train_size: int) -> tuple[int, str]:
-    """`training.steps_per_execution` resolved (`auto`: many batches per call when no fit
-    callback needs a hook after every batch), and why, for run.json."""
+    """`training.steps_per_execution` resolved (`auto`: many batches per call when no
+    callback, in any phase, needs a hook after every batch), and why, for run.json."""
     requested = config.training.steps_per_execution
     if requested != "auto":
         return requested, "training.steps_per_execution"
@@ -207,7 +207,7 @@ def steps_per_execution(config: Any, train_size: int) -> tuple[int, str]:
     hooked = [
         f"callbacks[{index}] ({item.type})"
         for index, item in enumerate(config.callbacks)
-        if "fit" in item.phases and item.batch_hooks()
+        if item.batch_hooks()  # evaluate and predict run N batches per call as well
     ]
     if hooked:
         return 1, f"auto: {', '.join(hooked)} has a per-batch hook"

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import ROOT, probe_commands
+from conftest import ROOT, probe_commands, run_python
 
 LIGHT_COMMANDS = [
     ["--help"],
@@ -36,9 +36,7 @@ def test_only_the_run_layer_and_cbrun_layers_import_tensorflow_or_keras_when_imp
         "        importlib.import_module(name)\n"
         "print(len(names), [m for m in ('tensorflow', 'keras') if m in sys.modules])\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
-    )
+    result = run_python(code)
     assert result.returncode == 0, result.stderr
     count, heavy = result.stdout.split(" ", 1)
     assert int(count) > 70
