@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -208,24 +209,14 @@ def _empty_class(root: Path) -> str:
 
 def _one_class(root: Path) -> str:
     for name in ("left", "bottom"):
-        for file in (root / name).rglob("*"):
-            if file.is_file():
-                file.unlink()
-        for folder in sorted((root / name).rglob("*"), reverse=True):
-            folder.rmdir()
-        (root / name).rmdir()
+        shutil.rmtree(root / name)
     return f"data.path: {root} has only one class folder (`top`)"
 
 
 def _loose_images(root: Path) -> str:
     for name in CLASSES:
         os.rename(root / name / "001.png", root / f"{name}.png")
-        for file in (root / name).rglob("*"):
-            if file.is_file():
-                file.unlink()
-        for folder in sorted((root / name).rglob("*"), reverse=True):
-            folder.rmdir()
-        (root / name).rmdir()
+        shutil.rmtree(root / name)
     return f"data.path: {root} has no class folders; the images lie directly in it"
 
 
