@@ -94,10 +94,18 @@ def test_a_crashed_trial_is_kept_with_its_error_and_resume_continues_the_study(
         assert b"val_loss" in events.read_bytes()
 
 
-def test_the_median_pruner_stops_trials_worse_than_the_median_at_their_epoch(make_config, cli):
+def test_the_median_pruner_stops_trials_worse_than_the_median_at_their_epoch(
+    make_config, cli, tmp_path
+):
+    # Each epoch ends with a short pause, so the pruner's SIGTERM lands before a trial's last
+    # epoch (an idle machine once finished all 4 epochs first).
+    (tmp_path / "median_pause.py").write_text(
+        "import time\n\ndef pause(epoch, logs):\n    time.sleep(0.5)\n"
+    )
     config = make_config(
         {
             "training": {"epochs": 4},
+            "callbacks": [{"type": "lambda", "on_epoch_end": "median_pause:pause"}],
             "sweep": {"search": "optuna", "trials": 6, "pruner": "median", **SPACE},
         }
     )
