@@ -117,6 +117,16 @@ def corner(tmp_path_factory):
     }
 
 
+# The corner images saved as corner.npz beside the config (TINY's synthetic keys unset).
+CORNER_NPZ = {
+    "type": "npz",
+    "path": "corner.npz",
+    "samples": None,
+    "features": None,
+    "classes": None,
+}
+
+
 def test_the_model_learned_the_corner(corner):
     assert corner["record"]["test_metrics"]["accuracy"] == 1.0
 
@@ -266,13 +276,7 @@ def test_grad_cam_names_an_existing_conv_layer(cli, make_config, runs_dir, tmp_p
     np.savez(tmp_path / "corner.npz", x=x, y=y)
     config = make_config(
         {
-            "data": {
-                "type": "npz",
-                "path": "corner.npz",
-                "samples": None,
-                "features": None,
-                "classes": None,
-            },
+            "data": CORNER_NPZ,
             "model": CNN,
             "callbacks": [{"type": "saliency_maps", "method": "grad_cam", "layer": "last_cnv"}],
         }
@@ -359,13 +363,7 @@ def test_maps_under_a_mirrored_strategy_are_those_of_the_trained_model(make_conf
     x, y = corner_images(200, seed=4)
     config = make_config(
         {
-            "data": {
-                "type": "npz",
-                "path": "corner.npz",
-                "samples": None,
-                "features": None,
-                "classes": None,
-            },
+            "data": CORNER_NPZ,
             "distribution": {"strategy": "mirrored", "cpu_devices": 2},
             "model": CNN,
             "training": {"epochs": 1},
