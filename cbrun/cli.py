@@ -124,7 +124,8 @@ def train(
         Optional[Path],  # noqa: UP045
         typer.Option(
             help="Continue this interrupted, failed or killed run directory from its last "
-            "saved epoch.",
+            "saved epoch; with --set training.epochs=N, train a run (a completed one too) "
+            "for longer.",
             show_default=False,
         ),
     ] = None,
@@ -180,14 +181,14 @@ def _train_or_resume(
         from cbrun.run.train import train as run_training
 
         return run_training(config, overrides, smoke=smoke, runs_dir=runs_dir, quiet=quiet)
-    if config or overrides or smoke or runs_dir is not None:
+    if config or smoke or runs_dir is not None:
         raise CbrunError(
             "train --resume: continues the run with its saved config; give no config file, "
-            "--set, --smoke or --runs-dir"
+            "--smoke or --runs-dir (--set training.epochs=N extends it)"
         )
     from cbrun.run.resume import resume_run
 
-    return resume_run(resume, quiet=quiet, unsafe=unsafe, allow_imports=allow_imports)
+    return resume_run(resume, overrides, quiet=quiet, unsafe=unsafe, allow_imports=allow_imports)
 
 
 @app.command("eval")

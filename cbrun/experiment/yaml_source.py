@@ -279,7 +279,7 @@ def apply_overrides(document: Document, overrides: list[str]) -> None:
                 f"--set {override}: expected KEY=VALUE, for example `training.epochs=3`"
             )
         value = parse_yaml(raw, f"--set {override}").data if raw.strip() else None
-        path = _split_key(key.strip(), override)
+        path = split_key(key.strip(), override)
         parent = document.data
         for depth, part in enumerate(path[:-1]):
             if isinstance(parent, dict) and parent.get(part) is None:
@@ -289,7 +289,7 @@ def apply_overrides(document: Document, overrides: list[str]) -> None:
         document.overridden[path] = override
 
 
-def _split_key(key: str, override: str) -> KeyPath:
+def split_key(key: str, override: str) -> KeyPath:
     """`callbacks[0].patience` (as cbrun prints key paths) or `callbacks.0.patience`."""
     parts: list[str | int] = []
     for part in re.sub(r"\[(\d+)\]", r".\1", key).split("."):

@@ -140,6 +140,8 @@ def show_run(run_dir: Path) -> Group:
         status.add_row("duration", f"{record['duration_seconds']:.1f} s")
     if "epochs_completed" in record:
         status.add_row("epochs", f"{record['epochs_completed']} / {record.get('epochs_planned')}")
+    for resume in record.get("resumes") or []:
+        status.add_row("resume", _resume_line(resume))
     for name, best in (record.get("monitors") or {}).items():
         status.add_row(
             f"best {name}", f"{format_number(best.get('best'))} at epoch {best.get('best_epoch')}"
@@ -188,6 +190,20 @@ def show_run(run_dir: Path) -> Group:
     except (OSError, UnicodeDecodeError) as error:
         parts.append(Text(f"unreadable: {error}", style="magenta"))
     return Group(*parts)
+
+
+def _resume_line(resume: Any) -> str:
+    """`resumed after epoch 2 (training.epochs: 2 -> 4) at <time>, was completed`."""
+    if not isinstance(resume, dict):
+        return f"unreadable entry in run.json: {resume!r}"[:200]
+    changed = resume.get("changed") if isinstance(resume.get("changed"), dict) else {}
+    changes = "; ".join(
+        f"{key}: {' -> '.join(map(str, value)) if isinstance(value, list) else value}"
+        for key, value in changed.items()
+    )
+    line = f"resumed after epoch {resume.get('from_epoch')}"
+    line += f" ({changes})" if changes else ""
+    return line + f" at {resume.get('at')}, was {resume.get('previous_status')}"
 
 
 def _metrics_table(record: dict[str, Any], test: dict[str, float]) -> Table:

@@ -158,10 +158,6 @@ class StateKeeper(keras.callbacks.Callback):
         model.save(partial)
         os.replace(partial, path)
 
-    def discard(self) -> None:
-        """Remove the state once the run has completed: the final model replaces it."""
-        shutil.rmtree(self.run_dir / STATE_DIR, ignore_errors=True)
-
     def _save(self) -> None:
         root = self.run_dir / STATE_DIR
         name = f"epoch-{self.epoch:04d}"

@@ -208,8 +208,7 @@ def run(
                 },
             )
         record["checkpoints"] = _checkpoints(run_dir, config)
-        record["status"] = "completed"
-        keeper.discard()
+        record["status"] = "completed"  # state/ stays: `--resume --set training.epochs=N`
         exit_code = 0
     except Interrupted as interrupt:
         record.update(interrupt.outcome(safety.where, keeper.epoch, keeper.saved_epoch, run_dir))
