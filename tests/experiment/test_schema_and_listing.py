@@ -52,6 +52,24 @@ def test_list_callbacks_name_gives_parameters_defaults_and_an_example(cli):
         assert text in result.stdout
 
 
+def test_list_callbacks_name_shows_each_nested_choice_with_its_parameters(cli):
+    result = cli("list-callbacks", "learning_rate_scheduler")
+    assert result.exit_code == 0
+    for text in (
+        "{type: cosine} | {type: exponential}",  # the choices, by their `type:`
+        "schedule with type: cosine: Cosine annealing",
+        "schedule.decay_epochs",
+        "schedule with type: step_decay",
+        "schedule.step_size",
+    ):
+        assert text in result.stdout, text
+    entry = json.loads(cli("list-callbacks", "learning_rate_scheduler", "--json").stdout)[0]
+    nested = {item["type"]: item for item in entry["nested"]}
+    assert nested["one_cycle"]["key"] == "schedule"
+    names = [p["name"] for p in nested["one_cycle"]["parameters"]]
+    assert "schedule.cycle_epochs" in names
+
+
 def test_list_json_is_machine_readable(cli):
     result = cli("list-callbacks", "--json")
     entries = {entry["name"]: entry for entry in json.loads(result.stdout)}
