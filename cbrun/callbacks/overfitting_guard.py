@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, model_validator
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
+from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError
 from cbrun.registry import callbacks
 
@@ -90,7 +91,8 @@ def overfitting_guard(params: OverfittingGuardParams, ctx: BuildContext) -> Any:
                 self.model.stop_training = True
                 self.stop_reason = (
                     f"overfitting_guard: {params.val_metric} / {params.metric} was above "
-                    f"{params.ratio:g} for {params.patience} epochs in a row (last {ratio:.3g}); "
+                    f"{params.ratio:g} for {counted(params.patience, 'epoch')} in a row "
+                    f"(last {ratio:.3g}); "
                     f"stopped after epoch {epoch + 1}"
                 )
 

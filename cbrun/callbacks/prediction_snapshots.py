@@ -22,6 +22,7 @@ from cbrun.callbacks.visual import (
 from cbrun.callbacks.visual import (
     figure as make_figure,
 )
+from cbrun.core.console import counted
 from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
 
@@ -130,7 +131,7 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
                     else plot_class_probabilities(y, probabilities, names)
                 )
                 accuracy = float(np.mean(probabilities.argmax(axis=1) == y))
-                title = f"epoch {epoch + 1}: accuracy {accuracy:.2f} on {len(x)} samples"
+                title = f"epoch {epoch + 1}: accuracy {accuracy:.2f} on {counted(len(x), 'sample')}"
                 if images:
                     title += " (each: predicted (probability) / true)"
             else:

@@ -26,6 +26,7 @@ from cbrun.callbacks.visual import (
     phase_samples,
 )
 from cbrun.callbacks.visual import figure as make_figure
+from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import RunPath
 from cbrun.registry import callbacks
@@ -213,7 +214,8 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
         title = f"{when}: {METHOD_TITLES[params.method]} for {target}"
         path = folder / f"{stem}.png"
         if len(shape) == 1:
-            plot_feature_bars(maps, features, f"{title} ({len(x)} samples)").savefig(path)
+            caption = f"{title} ({counted(len(x), 'sample')})"
+            plot_feature_bars(maps, features, caption).savefig(path)
         else:
             captions = _captions(y, predicted, names)
             if classification:

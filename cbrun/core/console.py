@@ -56,6 +56,11 @@ class Reporter:
             self._log = None
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 sample`, `3 samples` (`plural` for nouns that do not just add an s)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def format_metrics(logs: dict[str, Any]) -> str:
     return "  ".join(f"{key} {format_number(value)}" for key, value in logs.items())
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError, did_you_mean
 
 KeyPath = tuple[str | int, ...]
@@ -304,7 +305,8 @@ def _child(parent: Any, part: str | int, path: KeyPath, override: str) -> Any:
     if isinstance(parent, list):
         if not isinstance(part, int) or part >= len(parent):
             raise CbrunError(
-                f"--set {override}: `{shown}` names no item (the list has {len(parent)} items)"
+                f"--set {override}: `{shown}` names no item (the list has "
+                f"{counted(len(parent), 'item')})"
             )
         return parent[part]
     if isinstance(parent, dict):
@@ -317,7 +319,9 @@ def _child(parent: Any, part: str | int, path: KeyPath, override: str) -> Any:
 def _assign(parent: Any, part: str | int, value: Any, override: str) -> None:
     if isinstance(parent, list):
         if not isinstance(part, int) or part >= len(parent):
-            raise CbrunError(f"--set {override}: the list has {len(parent)} items, no index {part}")
+            raise CbrunError(
+                f"--set {override}: the list has {counted(len(parent), 'item')}, no index {part}"
+            )
         parent[part] = value
     elif isinstance(parent, dict):
         parent[part] = value

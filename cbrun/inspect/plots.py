@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cbrun.callbacks.visual import figure
+from cbrun.core.console import counted
 
 PLOTS_DIR = "plots"
 Series = tuple[list[int], list[float]]
@@ -146,7 +147,7 @@ def plot_confusion_matrix(counts: list[list[int]], labels: list[str], path: Path
     fig = _figure(2 * side + 0.8, side + 0.5)
     for index, (values, title, fmt) in enumerate(
         (
-            (matrix, f"counts ({int(matrix.sum())} samples)", "{:.0f}"),
+            (matrix, f"counts ({counted(int(matrix.sum()), 'sample')})", "{:.0f}"),
             (normalised, "row-normalised (recall on the diagonal)", "{:.2f}"),
         )
     ):
@@ -221,7 +222,7 @@ def plot_residuals(y: np.ndarray, predicted: np.ndarray, path: Path) -> Path:
     scatter.scatter(guess, residuals, s=10, alpha=0.7)
     scatter.set_xlabel("predicted")
     scatter.set_ylabel("residual (true - predicted)")
-    scatter.set_title(f"residuals of {len(residuals)} samples", fontsize=10)
+    scatter.set_title(f"residuals of {counted(len(residuals), 'sample')}", fontsize=10)
     scatter.grid(True, alpha=0.3)
     histogram = fig.add_subplot(1, 2, 2)
     histogram.hist(residuals, bins=min(40, max(5, len(residuals) // 5)))

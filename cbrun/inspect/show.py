@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from cbrun.core.console import format_number
+from cbrun.core.console import counted, format_number
 from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import CONFIG_FILE
 from cbrun.inspect.runs import (
@@ -275,7 +275,7 @@ def _confusion_table(matrix: dict[str, Any]) -> Table:
     counts = matrix["counts"]
     total = sum(sum(row) for row in counts)
     table = Table(
-        title=f"confusion matrix, {total} samples",
+        title=f"confusion matrix, {counted(total, 'sample')}",
         title_justify="left",
     )
     if len(labels) > MATRIX_UP_TO:

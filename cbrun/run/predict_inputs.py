@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import CONFIG_FILE, read_json
 
@@ -93,7 +94,8 @@ def _read_csv(path: Path, feature_names: list[str] | None, width: int) -> np.nda
         frame = frame[feature_names]
     elif len(columns) != width:
         raise CbrunError(
-            f"{path}: {len(columns)} columns, but the model takes {width} features "
+            f"{path}: {counted(len(columns), 'column')}, but the model takes "
+            f"{counted(width, 'feature')} "
             "(the training data had no column names, so every column is a feature)"
         )
     bad = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]

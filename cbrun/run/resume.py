@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from cbrun.compute.distribution import make_strategy
-from cbrun.core.console import Reporter
+from cbrun.core.console import Reporter, counted
 from cbrun.core.errors import CbrunError
 from cbrun.core.importing import imports_from_run
 from cbrun.core.run_dir import (
@@ -177,7 +177,7 @@ def _extended(
     if config.training.epochs <= saved.epoch:
         raise CbrunError(
             f"--set training.epochs={config.training.epochs}: the run has trained "
-            f"{saved.epoch} epochs already; give more to extend it"
+            f"{counted(saved.epoch, 'epoch')} already; give more to extend it"
         )
     text = dump_yaml(resolved_dict(config))
     before, after = yaml.safe_load(path.read_text(encoding="utf-8")), yaml.safe_load(text)

@@ -18,7 +18,7 @@ from cbrun.callbacks.base import resolve_mode
 from cbrun.compute import speed
 from cbrun.compute.distribution import describe as describe_strategy
 from cbrun.compute.distribution import make_strategy
-from cbrun.core.console import Reporter, format_metrics, format_number
+from cbrun.core.console import Reporter, counted, format_metrics, format_number
 from cbrun.core.provenance import GIT_DIFF_FILE, git_provenance
 from cbrun.core.run_dir import (
     CONFIG_FILE,
@@ -151,8 +151,7 @@ def run(
     )
     skipped = dataset.record.get("skipped_files")
     if skipped:
-        plural = "s" if skipped > 1 else ""
-        reporter.print(f"[yellow]skipped {skipped} unreadable file{plural}[/] (see data.json)")
+        reporter.print(f"[yellow]skipped {counted(skipped, 'unreadable file')}[/] (see data.json)")
     if config.sweep is not None:
         reporter.print("note: `train` ignores the `sweep:` section; `cbrun sweep` runs it")
     if resumed is not None:
@@ -287,7 +286,8 @@ def _outcome(config: Any, history: Any, callbacks: list[Any]) -> dict[str, Any]:
     """Why training stopped, epochs run, and the best epoch of every monitored metric."""
     logs = history.history
     epochs_run = len(history.epoch)
-    reason = f"completed all {config.training.epochs} epochs"
+    epochs = config.training.epochs
+    reason = f"completed all {epochs} epochs" if epochs > 1 else "completed its 1 epoch"
     for callback in callbacks:
         if getattr(callback, "stop_reason", None):
             reason = callback.stop_reason
@@ -295,8 +295,8 @@ def _outcome(config: Any, history: Any, callbacks: list[Any]) -> dict[str, Any]:
         if getattr(callback, "stopped_epoch", 0) and hasattr(callback, "patience"):
             reason = (
                 f"early_stopping: `{callback.monitor}` did not improve by more than "
-                f"{abs(callback.min_delta):g} for {callback.patience} epochs; stopped after "
-                f"epoch {callback.stopped_epoch + 1}"
+                f"{abs(callback.min_delta):g} for {counted(callback.patience, 'epoch')}; "
+                f"stopped after epoch {callback.stopped_epoch + 1}"
             )
             break
     monitors: dict[str, Any] = {}

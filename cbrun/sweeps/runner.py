@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from cbrun.core.console import format_number, make_console
+from cbrun.core.console import counted, format_number, make_console
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import (
     RUN_RECORD,
@@ -150,8 +150,8 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         "scheduler": resources.scheduler,
     }
     console.print(
-        f"[bold]cbrun sweep[/] {record['experiment']}: {len(todo)} of {len(items)} trials to run "
-        f"on {resources.backend}; {sweep_dir}"
+        f"[bold]cbrun sweep[/] {record['experiment']}: {len(todo)} of "
+        f"{counted(len(items), 'trial')} to run on {resources.backend}; {sweep_dir}"
     )
     jobs = []
     for index in todo:

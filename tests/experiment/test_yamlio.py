@@ -125,3 +125,17 @@ def test_an_unclosed_bracket_or_quote_names_where_it_began(text, stopped, began)
         parse_yaml(text, "exp.yaml")
     assert raised.value.message.startswith(f"exp.yaml:{stopped}: invalid YAML")
     assert f"began at {began}" in raised.value.message
+
+
+def test_counts_in_messages_agree_with_their_number(make_config, cli):
+    from cbrun.core.console import counted
+
+    assert (counted(1, "sample"), counted(2, "sample"), counted(0, "epoch")) == (
+        "1 sample",
+        "2 samples",
+        "0 epochs",
+    )
+    config = make_config({"callbacks": [{"type": "early_stopping"}]})
+    result = cli("validate", config, "--set", "callbacks[3].patience=2")
+    assert result.exit_code == 2
+    assert "names no item (the list has 1 item)" in result.stderr, result.stderr
