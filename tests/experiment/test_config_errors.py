@@ -153,7 +153,7 @@ CASES = [
          at="--set trainingg.epochs=3", says=("unknown key `trainingg`", "Did you mean")),
     Case("override-names-no-item", overrides=("callbacks.3.patience=1",),
          updates=callback(type="csv_logger"), at="--set callbacks.3.patience=1",
-         says=("callbacks[3]", "names no item", "1 items")),
+         says=("callbacks[3]", "names no item", "1 item)")),
     Case("override-unknown-key", overrides=("training.epochz=3",), at="--set training.epochz=3",
          says=("training.epochz: unknown key", "Did you mean `epochs`?")),
     Case("override-out-of-range", overrides=("training.epochs=-1",),
