@@ -2,11 +2,68 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cbrun.core.errors import ConfigError
 from cbrun.experiment import callback_checks
 from cbrun.experiment.yaml_source import Document
+
+# What cbrun's own heads (every model type but `import`) can be scored with. A classification
+# head gives one probability per class for labels that are class indices; Keras fails mid-run
+# on these (categorical_accuracy runs, but scores the wrong thing).
+NOT_FOR_CLASS_INDICES = frozenset(
+    {
+        "auc",
+        "precision",
+        "recall",
+        "f1_score",
+        "binary_accuracy",
+        "binary_crossentropy",
+        "true_positives",
+        "true_negatives",
+        "false_positives",
+        "false_negatives",
+        "categorical_accuracy",
+        "categorical_crossentropy",
+        "categorical_focal_crossentropy",
+        "categorical_hinge",
+        "top_k_categorical_accuracy",
+        "mse",
+        "mae",
+        "mape",
+        "msle",
+        "mean_squared_error",
+        "mean_absolute_error",
+        "r2_score",
+        "hinge",
+        "squared_hinge",
+        "kl_divergence",
+        "poisson",
+        "cosine_similarity",
+    }
+)
+CLASS_SCORES = ("accuracy", "sparse_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+# A regression head gives numbers: scores of classes make no sense of them.
+NOT_FOR_NUMBERS = frozenset(
+    {
+        "accuracy",
+        "acc",
+        "auc",
+        "precision",
+        "recall",
+        "f1_score",
+        "binary_accuracy",
+        "categorical_accuracy",
+        "sparse_categorical_accuracy",
+        "top_k_categorical_accuracy",
+        "sparse_top_k_categorical_accuracy",
+        "crossentropy",
+        "binary_crossentropy",
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+    }
+)
 
 
 def check(config: Any, document: Document) -> None:
@@ -24,8 +81,43 @@ def check(config: Any, document: Document) -> None:
         _rollback_can_lower_the_learning_rate,
     ):
         problems.extend(item_check(config, document))
+    task = getattr(config.data, "task", None)
+    if task in ("classification", "regression"):  # else the data decides, when it is read
+        problems.extend(compile_fits_the_head(config, task, document))
     if problems:
         raise ConfigError(problems, source=document.source)
+
+
+def compile_fits_the_head(config: Any, task: str, document: Document | None) -> list[str]:
+    """The loss and metrics can score what cbrun's head for `task` outputs."""
+    if config.model.type == "import":  # the user's own head: Keras judges it
+        return []
+    refused = NOT_FOR_CLASS_INDICES if task == "classification" else NOT_FOR_NUMBERS
+    named = [(("compile", "loss"), config.compile.loss)] + [
+        (("compile", "metrics", index), name)
+        for index, name in enumerate(config.compile.metrics or [])
+    ]
+    problems = []
+    for path, name in named:
+        if name is None or _snake(name) not in refused:  # `AUC` is Keras' class of `auc`
+            continue
+        key = "compile.loss" if len(path) == 2 else f"compile.metrics[{path[2]}]"
+        where = f"{document.where(path)}: " if document is not None else ""
+        problems.append(
+            f"{where}{key}: `{name}` cannot score this classification model: it outputs one "
+            "probability per class and the labels are class indices (Keras would fail "
+            f"mid-run); use {', '.join(CLASS_SCORES)} (eval.json has per-class precision, "
+            "recall and F1)"
+            if task == "classification"
+            else f"{where}{key}: `{name}` scores classes, but this is a regression task; use "
+            "mae, mse or root_mean_squared_error"
+        )
+    return problems
+
+
+def _snake(name: str) -> str:
+    """`MeanSquaredError` -> `mean_squared_error`, `AUC` -> `auc`."""
+    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
 
 
 def _split_fractions_leave_training(config: Any, document: Document) -> list[str]:

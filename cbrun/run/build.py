@@ -13,6 +13,7 @@ from cbrun.compute.speed import dtype_policy, steps_per_execution
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.native_logs import quiet_native_logs
 from cbrun.data.base import Dataset, split_size
+from cbrun.experiment.checks import compile_fits_the_head
 from cbrun.models.head import DEFAULT_LOSS, DEFAULT_METRICS
 
 
@@ -64,6 +65,9 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
             model = params.prepare_model(model, dataset, config.experiment.seed)
     resolve_compile_defaults(config, dataset)
     _check_compile_names(keras, config.compile)
+    problems = compile_fits_the_head(config, dataset.task, None)  # a task the data decided
+    if problems:
+        raise CbrunError(problems[0])
     try:
         model.compile(
             optimizer=config.compile.optimizer.build(),

@@ -51,11 +51,12 @@ CONFLICTS = {
     ),
     "metric_of_another_task": (
         {
-            "compile": {"metrics": ["accuracy", "AUC"]},
+            "compile": {"metrics": ["accuracy", "SparseTopKCategoricalAccuracy"]},
             "callbacks": [{"type": "reduce_lr_on_plateau", "monitor": "val_mae"}],
         },
-        "`val_mae` is not logged by this run. Available: loss, accuracy, AUC, val_loss, "
-        "val_accuracy, val_AUC, learning_rate",
+        "`val_mae` is not logged by this run. Available: loss, accuracy, "
+        "SparseTopKCategoricalAccuracy, val_loss, val_accuracy, val_SparseTopKCategoricalAccuracy, "
+        "learning_rate",
     ),
     "checkpoint_template_names_an_unlogged_metric": (
         {
@@ -123,17 +124,53 @@ CONFLICTS = {
         "callbacks[0]: `swap_ema_weights` needs an optimizer that keeps an exponential moving "
         "average of the weights: set compile.optimizer.use_ema: true, or drop this callback",
     ),
+    "auc_on_a_multiclass_head": (
+        {"compile": {"metrics": ["accuracy", "auc"]}},
+        "compile.metrics[1]: `auc` cannot score this classification model: it outputs one "
+        "probability per class and the labels are class indices (Keras would fail mid-run); use "
+        "accuracy, sparse_categorical_accuracy, sparse_top_k_categorical_accuracy",
+    ),
+    "a_keras_class_name_is_judged_too": (
+        {"compile": {"metrics": ["Precision"]}},
+        "compile.metrics[0]: `Precision` cannot score this classification model",
+    ),
+    "one_hot_loss_for_class_indices": (
+        {"compile": {"loss": "categorical_crossentropy"}},
+        "compile.loss: `categorical_crossentropy` cannot score this classification model",
+    ),
+    "class_metric_on_regression": (
+        {
+            "data": {"type": "synthetic_regression", "classes": None},
+            "compile": {"metrics": ["accuracy"]},
+        },
+        "compile.metrics[0]: `accuracy` scores classes, but this is a regression task; use mae, "
+        "mse or root_mean_squared_error",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CONFLICTS))
-def test_conflict_fails_before_training(case, make_config, cli, runs_dir):
+def test_conflict_fails_in_validate_and_train_alike(case, make_config, cli, runs_dir):
     updates, message = CONFLICTS[case]
-    result = cli("train", make_config(updates))
-    assert result.exit_code == 2
-    assert message in result.stderr
-    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    config = make_config(updates)
+    validated, trained = cli("validate", config), cli("train", config)
+    for result in (validated, trained):
+        assert result.exit_code == 2
+        assert message in result.stderr
+        assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert validated.stderr == trained.stderr  # one code path: the same words
     assert run_dirs(runs_dir) == []
+
+
+def test_a_task_the_data_decides_is_judged_once_the_data_is_read(tmp_path, make_config, cli):
+    rows = "a,b,label\n" + "".join(f"{i},{i % 3},{'yes' if i % 2 else 'no'}\n" for i in range(30))
+    (tmp_path / "table.csv").write_text(rows)
+    data = {"type": "csv", "path": "table.csv", "target": "label"}
+    data.update(dict.fromkeys(("samples", "features", "classes")))  # TINY's, removed
+    result = cli("train", make_config({"data": data, "compile": {"metrics": ["auc"]}}))
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert "compile.metrics[0]: `auc` cannot score this classification model" in result.stderr
+    assert run_dirs(tmp_path / "runs") == []
 
 
 def test_conflicts_name_the_file_and_line(make_config, cli):
@@ -154,7 +191,13 @@ ACCEPTED = {
         {"data": {"type": "synthetic_regression", "classes": None}},
         "val_mae",
     ),
-    "compiled_metric_by_its_name": ({"compile": {"metrics": ["mse"]}}, "val_mse"),
+    "compiled_metric_by_its_name": (
+        {
+            "data": {"type": "synthetic_regression", "classes": None},
+            "compile": {"metrics": ["mse"]},
+        },
+        "val_mse",
+    ),
 }
 
 
