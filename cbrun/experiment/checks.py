@@ -9,9 +9,9 @@ from cbrun.core.errors import ConfigError
 from cbrun.experiment import callback_checks
 from cbrun.experiment.yaml_source import Document
 
-# What cbrun's own heads (every model type but `import`) can be scored with. A classification
-# head gives one probability per class for labels that are class indices; Keras fails mid-run
-# on these (categorical_accuracy runs, but scores the wrong thing).
+# What cbrun's own output layers (all but `import` models and `add_output: false`) cannot be
+# scored with. A classification head gives one probability per class for labels that are class
+# indices; Keras fails mid-run on these (categorical_accuracy runs, but scores the wrong thing).
 NOT_FOR_CLASS_INDICES = frozenset(
     {
         "auc",
@@ -90,8 +90,8 @@ def check(config: Any, document: Document) -> None:
 
 def compile_fits_the_head(config: Any, task: str, document: Document | None) -> list[str]:
     """The loss and metrics can score what cbrun's head for `task` outputs."""
-    if config.model.type == "import":  # the user's own head: Keras judges it
-        return []
+    if config.model.type == "import" or not getattr(config.model, "add_output", True):
+        return []  # the user's own head: Keras judges it
     refused = NOT_FOR_CLASS_INDICES if task == "classification" else NOT_FOR_NUMBERS
     named = [(("compile", "loss"), config.compile.loss)] + [
         (("compile", "metrics", index), name)

@@ -18,7 +18,7 @@ from cbrun.callbacks.visual import epoch_frames
 from cbrun.core.console import Reporter, format_number
 from cbrun.core.run_dir import CONFIG_FILE, restore_non_finite, write_text_atomic
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
-from cbrun.inspect.runs import REPORT_FILE
+from cbrun.inspect.runs import REPORT_FILE, metric_columns
 from cbrun.inspect.show import MATRIX_UP_TO, artifacts, human_size
 
 EVAL_FILE = "eval.json"
@@ -91,15 +91,10 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
             overview.pop(0)  # "failed: <the error>": the error row says it once
         overview.insert(0, ("error", error))
     overview = [(k, _message(str(v))) for k, v in overview if v not in (None, "")]
-    final = record.get("final_metrics") or record.get("last_metrics") or {}
-    test = record.get("test_metrics") or {}
+    columns = metric_columns(record, record.get("test_metrics") or {})
     metric_rows = [
-        [
-            name,
-            format_number(final[name]) if name in final else "",
-            format_number(test[name]) if name in test else "",
-        ]
-        for name in dict.fromkeys([*final, *test])
+        [name, *(format_number(v[name]) if name in v else "" for _, v in columns)]
+        for name in dict.fromkeys(name for _, values in columns for name in values)
     ]
     best_rows = [
         [name, best.get("mode", ""), format_number(best.get("best")), str(best.get("best_epoch"))]
@@ -124,9 +119,9 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
         _table([], [[k, v] for k, v in overview]),
         "<h2>Metrics</h2>",
         _table(
-            ["metric", "final" if record.get("final_metrics") else "last epoch", "test"],
+            ["metric", *(heading for heading, _ in columns)],
             metric_rows,
-            numeric=(1, 2),
+            numeric=tuple(range(1, len(columns) + 1)),
         ),
     ]
     if best_rows:

@@ -47,6 +47,8 @@ RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
     "monitors": dict,
     "final_metrics": dict,
     "test_metrics": dict,
+    "model_epoch": int,
+    "model_metrics": dict,
 }
 
 
@@ -106,6 +108,19 @@ class RunInfo:
             "error": record.get("error"),
             "problems": self.problems,
         }
+
+
+def metric_columns(record: dict[str, Any], test: dict[str, Any]) -> list[tuple[str, dict]]:
+    """(heading, metrics) of each column of a run's metrics table: the last epoch's, the
+    epoch whose weights model.keras holds when that is another one (early stopping's
+    restore_best_weights), and the test set's (which scored model.keras)."""
+    last = record.get("final_metrics") or record.get("last_metrics") or {}
+    epochs = record.get("epochs_completed")
+    columns = [(f"last epoch ({epochs})" if isinstance(epochs, int) else "last epoch", last)]
+    model_epoch = record.get("model_epoch")
+    if record.get("model_metrics") and model_epoch != epochs:
+        columns.append((f"model.keras (epoch {model_epoch})", record["model_metrics"]))
+    return [*columns, ("test", test)]
 
 
 def read_json_or_problem(path: Path, problems: list[str]) -> Any:

@@ -18,6 +18,7 @@ from cbrun.inspect.runs import (
     REPORT_FILE,
     STATUS_STYLE,
     is_run_dir,
+    metric_columns,
     read_json_or_problem,
     read_run,
 )
@@ -140,6 +141,8 @@ def show_run(run_dir: Path) -> Group:
         status.add_row("duration", f"{record['duration_seconds']:.1f} s")
     if "epochs_completed" in record:
         status.add_row("epochs", f"{record['epochs_completed']} / {record.get('epochs_planned')}")
+    if record.get("model_weights"):
+        status.add_row("model.keras", str(record["model_weights"]))
     for resume in record.get("resumes") or []:
         status.add_row("resume", _resume_line(resume))
     for name, best in (record.get("monitors") or {}).items():
@@ -207,17 +210,13 @@ def _resume_line(resume: Any) -> str:
 
 
 def _metrics_table(record: dict[str, Any], test: dict[str, float]) -> Table:
-    final = record.get("final_metrics") or record.get("last_metrics") or {}
+    columns = metric_columns(record, test)
     table = Table(title="metrics", title_justify="left")
     table.add_column("metric")
-    table.add_column("final" if record.get("final_metrics") else "last epoch", justify="right")
-    table.add_column("test", justify="right")
-    for name in dict.fromkeys([*final, *test]):
-        table.add_row(
-            name,
-            format_number(final[name]) if name in final else "",
-            format_number(test[name]) if name in test else "",
-        )
+    for heading, _ in columns:
+        table.add_column(heading, justify="right")
+    for name in dict.fromkeys(name for _, values in columns for name in values):
+        table.add_row(name, *(format_number(v[name]) if name in v else "" for _, v in columns))
     return table
 
 

@@ -316,7 +316,24 @@ def _outcome(config: Any, history: Any, callbacks: list[Any]) -> dict[str, Any]:
         "epochs_completed": epochs_run,
         "monitors": monitors,
         "final_metrics": {k: float(v[-1]) for k, v in logs.items() if v},
+        **_model_epoch(callbacks, logs, epochs_run),
     }
+
+
+def _model_epoch(callbacks: list[Any], logs: dict[str, list], epochs_run: int) -> dict[str, Any]:
+    """Which epoch's weights model.keras holds: early stopping's restore_best_weights puts the
+    best epoch's back at the end of training, even when it did not stop early."""
+    for callback in callbacks:
+        if getattr(callback, "restore_best_weights", False) and callback.best_weights is not None:
+            epoch = callback.best_epoch + 1
+            at_epoch = {k: float(v[epoch - 1]) for k, v in logs.items() if len(v) >= epoch}
+            return {
+                "model_epoch": epoch,
+                "model_weights": f"weights of epoch {epoch} of {epochs_run}, the best "
+                f"`{callback.monitor}` (early_stopping restore_best_weights)",
+                "model_metrics": at_epoch,
+            }
+    return {"model_epoch": epochs_run}
 
 
 def _checkpoints(run_dir: Path, config: Any) -> dict[str, Any]:
@@ -367,6 +384,8 @@ def _summary_table(record: dict[str, Any]) -> Table:
     table.add_column("value", justify="right")
     table.add_row("epochs", f"{record['epochs_completed']} / {record['epochs_planned']}")
     table.add_row("stopped", record.get("stop_reason", ""))
+    if record.get("model_weights"):
+        table.add_row("model.keras", record["model_weights"])
     for name, value in record.get("final_metrics", {}).items():
         table.add_row(f"final {name}", format_number(value))
     for name, best in record.get("monitors", {}).items():
