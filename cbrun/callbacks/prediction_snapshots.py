@@ -42,7 +42,7 @@ class PredictionSnapshotsParams(FitOnlyParams):
         return False
 
     type: Literal["prediction_snapshots"]
-    every: PositiveInt = Field(1, description="Plot every N epochs.")
+    every: PositiveInt = Field(1, description="Plot every N epochs (and the last one).")
     samples: PositiveInt = Field(
         16, le=400, description="Validation samples in the fixed sample (at most 400)."
     )
@@ -116,10 +116,16 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
 
         def on_train_begin(self, logs: dict | None = None) -> None:
             directory.mkdir(parents=True, exist_ok=True)
+            self._epoch: int | None = None
+            self._written: int | None = None
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if (epoch + 1) % params.every:
-                return
+            self._epoch = epoch
+            if (epoch + 1) % params.every == 0:
+                self._snapshot(epoch)
+
+        def _snapshot(self, epoch: int) -> None:
+            self._written = epoch
             outputs = np.asarray(
                 self.model.predict(x, batch_size=len(x), verbose=0), dtype="float64"
             )
@@ -143,6 +149,8 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
             figure.savefig(frame)
 
         def on_train_end(self, logs: dict | None = None) -> None:
+            if self._epoch is not None and self._written != self._epoch:
+                self._snapshot(self._epoch)  # the last epoch: a short or smoke run has a frame
             # All frames, so that a resumed run's GIF starts with the first session's.
             frames = epoch_frames(directory)
             if frames:

@@ -20,7 +20,7 @@ from cbrun.callbacks.gradient_norm_logger import fixed_batch
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
 from cbrun.run.train import train
-from conftest import TINY, merge
+from conftest import TINY, merge, run_dirs
 
 keras = import_keras()
 
@@ -457,3 +457,21 @@ def test_overfitting_guard_metrics_are_checked_before_training(make_config, cli,
     result = cli("validate", make_config(config))
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_smoke_run_leaves_every_periodic_writer_with_a_picture(make_config, cli, runs_dir):
+    """`every: 4` in a one-epoch smoke run: each writer still draws the last epoch once."""
+    config = make_config(
+        {
+            "callbacks": [
+                {"type": "prediction_snapshots", "every": 4, "samples": 6},
+                {"type": "saliency_maps", "method": "gradient", "every": 4, "samples": 4},
+            ]
+        }
+    )
+    result = cli("train", config, "--smoke", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    (run,) = run_dirs(runs_dir)
+    assert sorted(p.name for p in (run / "snapshots").glob("*.png")) == ["epoch_001.png"]
+    assert (run / "snapshots" / "predictions.gif").is_file()
+    assert [p.name for p in (run / "saliency").glob("epoch_*.png")] == ["epoch_001.png"]
