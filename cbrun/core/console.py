@@ -41,14 +41,21 @@ class Reporter:
         if not self.quiet:
             self.screen.print(*renderables)
         if self._log is not None:
-            self._plain.print(*renderables)
-            self._log.flush()
+            self._to_log(lambda: self._plain.print(*renderables))
 
     def log_only(self, text: str) -> None:
         """Text for the log file alone, e.g. a traceback."""
         if self._log is not None:
-            self._log.write(text if text.endswith("\n") else text + "\n")
+            self._to_log(lambda: self._log.write(text if text.endswith("\n") else text + "\n"))
+
+    def _to_log(self, write: Any) -> None:
+        """A log that cannot be written (a full disk) is given up, said once, never fatal."""
+        try:
+            write()
             self._log.flush()
+        except OSError as error:
+            self._log = None
+            self.screen.print(f"[yellow]warning:[/] train.log no longer written: {error}")
 
     def close(self) -> None:
         if self._log is not None:

@@ -19,6 +19,35 @@ from cbrun.core.errors import CbrunError
 
 RUN_RECORD = "run.json"
 CONFIG_FILE = "config.yaml"
+SPACE_RESERVE = ".space-reserve"
+RESERVED_BYTES = 2**20  # run.json (twice while it is replaced) and train.log's last lines
+
+
+class SpaceReserve:
+    """Disk space held in the run directory while it trains, given back just before the final
+    record is written: a disk that fills during training still gets a `failed` run.json."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / SPACE_RESERVE
+
+    def hold(self) -> SpaceReserve:
+        """Claim the space; a disk without it is a user error before training starts."""
+        try:
+            with open(self.path, "wb") as handle:
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(handle.fileno(), 0, RESERVED_BYTES)
+                else:
+                    handle.write(bytes(RESERVED_BYTES))
+        except OSError as error:
+            self.release()
+            raise CbrunError(
+                f"{self.path.parent}: cannot hold {RESERVED_BYTES // 2**20} MB for the run's "
+                f"record ({error.strerror or error}); free some space and start again"
+            ) from None
+        return self
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def create_run_dir(runs_dir: Path, name: str, now: datetime | None = None) -> Path:

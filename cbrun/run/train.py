@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import shutil
@@ -19,10 +20,12 @@ from cbrun.compute import speed
 from cbrun.compute.distribution import describe as describe_strategy
 from cbrun.compute.distribution import make_strategy
 from cbrun.core.console import Reporter, counted, format_metrics, format_number
+from cbrun.core.errors import CbrunError
 from cbrun.core.provenance import GIT_DIFF_FILE, git_provenance
 from cbrun.core.run_dir import (
     CONFIG_FILE,
     RUN_RECORD,
+    SpaceReserve,
     Stopwatch,
     create_run_dir,
     environment,
@@ -78,17 +81,6 @@ def train(
     with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 
-    run_dir = create_run_dir(Path(runs_dir or config.output.runs_dir), config.experiment.name)
-    try:
-        with located(document, "callbacks"):
-            callbacks = build_callbacks(config, run_dir, dataset)
-            test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
-    except BaseException:
-        _remove_unused(run_dir)
-        raise
-
-    reporter = Reporter(quiet)
-    reporter.attach_log(run_dir / "train.log")
     record: dict[str, Any] = {
         "status": "running",
         "experiment": config.experiment.name,
@@ -109,19 +101,29 @@ def train(
     }
     git, diff = git_provenance(config_path)
     record["git"], record["git_commit"] = git, git and git["commit"]
-    if diff:
-        write_text_atomic(run_dir / GIT_DIFF_FILE, diff)
-    write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
-    write_text_atomic(run_dir / "overrides.yaml", dump_yaml(list(overrides or [])))
-    write_json_atomic(
-        run_dir / "data.json",
-        {
-            **dataset.summary(),
-            "feature_names": dataset.feature_names,
-        },
-    )
-    write_text_atomic(run_dir / "model_summary.txt", _summary(model))
-    write_json_atomic(run_dir / RUN_RECORD, record)
+
+    run_dir = create_run_dir(Path(runs_dir or config.output.runs_dir), config.experiment.name)
+    try:
+        SpaceReserve(run_dir).hold()  # before anything else is written there
+        with located(document, "callbacks"):
+            callbacks = build_callbacks(config, run_dir, dataset)
+            test_callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
+        reporter = Reporter(quiet)
+        reporter.attach_log(run_dir / "train.log")
+        if diff:
+            write_text_atomic(run_dir / GIT_DIFF_FILE, diff)
+        write_text_atomic(run_dir / CONFIG_FILE, dump_yaml(resolved_dict(config)))
+        write_text_atomic(run_dir / "overrides.yaml", dump_yaml(list(overrides or [])))
+        summary = {**dataset.summary(), "feature_names": dataset.feature_names}
+        write_json_atomic(run_dir / "data.json", summary)
+        write_text_atomic(run_dir / "model_summary.txt", _summary(model))
+        write_json_atomic(run_dir / RUN_RECORD, record)
+    except OSError as error:  # e.g. a full disk: the run never started, so nothing is kept
+        _remove_unused(run_dir)
+        raise CbrunError(f"{run_dir}: cannot write the run's files: {error}") from None
+    except BaseException:
+        _remove_unused(run_dir)
+        raise
     return run(config, dataset, model, callbacks, test_callbacks, run_dir, record, reporter)
 
 
@@ -139,6 +141,7 @@ def run(
 ) -> TrainResult:
     """Fit, evaluate and record a prepared run (new, or resumed from `resumed`); `lock`: the
     run's lock if the caller already holds it."""
+    reserve = SpaceReserve(run_dir).hold()  # room for the final record if the disk fills up
     lock = lock or RunLock(run_dir).acquire()  # a resume of a run still training is refused
     stray_output = stdout_to_stderr(run_dir / "train.log")  # prints of callbacks, Keras' verbose
     stray_output.__enter__()
@@ -219,6 +222,9 @@ def run(
         record.setdefault("stop_reason", f"failed: {type(error).__name__}: {error}")
         reporter.log_only(traceback.format_exc())
         reporter.print(f"[red]training failed:[/] {type(error).__name__}: {error}")
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            record["resume_command"] = f"cbrun train --resume {run_dir}"
+            reporter.print(f"free some space, then resume: {record['resume_command']}")
         exit_code = 1
     finally:
         segments = record.setdefault("segments", [])  # one per process that trained the run
@@ -231,7 +237,13 @@ def run(
         )
         total = round(sum(segment["seconds"] for segment in segments), 3)
         record.update(ended_at=utc_now(), duration_seconds=total)
-        add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
+        reserve.release()  # its room is for what follows, the record first
+        write_json_atomic(run_dir / RUN_RECORD, record)
+        try:
+            add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
+        except OSError as error:
+            record.setdefault("warnings", []).append(f"plots and report not written: {error}")
+            reporter.print(f"[yellow]warning:[/] plots and report not written: {error}")
         write_json_atomic(run_dir / RUN_RECORD, record)
         _notify_run_end(callbacks, record, reporter)  # e.g. mlflow ends its run with the status
         guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
