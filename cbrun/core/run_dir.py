@@ -152,7 +152,7 @@ def read_json(path: Path) -> Any:
         return restore_non_finite(json.loads(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise CbrunError(f"{path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise CbrunError(f"{path}: cannot read: {error}") from None
 
 

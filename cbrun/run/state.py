@@ -14,14 +14,16 @@ cbrun/run/resume.py). This works whether or not the config declares Keras' own
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import CONFIG_FILE, read_json, utc_now, write_json_atomic
@@ -70,21 +72,84 @@ class SavedState:
         return self.folder / MODEL
 
 
+class _Latest(BaseModel):
+    folder: str = Field(pattern=r"^epoch-\d{4,}$")  # a folder of state/, never a path out
+
+
+class _CallbackProgress(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    class_name: str = Field(alias="class")
+    attributes: dict[Literal[PROGRESS_ATTRIBUTES], Any] = {}  # type: ignore[valid-type]
+    custom: Any = None
+    best_weights: str | None = Field(None, pattern=r"^callback-\d+-best-weights\.npz$")
+
+
+class _NumpyRandom(BaseModel):
+    kind: str
+    pos: int
+    has_gauss: int
+    cached_gaussian: float
+
+
+class _PythonRandom(BaseModel):
+    version: int
+    gauss_next: float | None
+
+
+class _RandomEntry(BaseModel):
+    file: Literal["random.npz"]
+    layer_seed_generators: list[str]
+    keras_global: bool
+    numpy: _NumpyRandom
+    python: _PythonRandom
+
+
+class _StateFile(BaseModel):
+    epoch: int = Field(ge=0)
+    history: dict[str, list[float | None]]
+    callbacks: list[_CallbackProgress]
+    random: _RandomEntry | None = None
+    config_yaml: str | None = None
+
+
 def read_state(run_dir: Path) -> SavedState | None:
-    """The run's latest saved state, or None if it never saved one."""
+    """The run's latest saved state, or None if it never saved one; a damaged one is refused
+    by name (hand-edited or truncated files must not crash or steer a resume)."""
     latest = run_dir / STATE_DIR / LATEST
     if not latest.is_file():
         return None
-    folder = run_dir / STATE_DIR / read_json(latest)["folder"]
-    saved = read_json(folder / STATE)
+    pointer = _read_checked(latest, _Latest)
+    folder = run_dir / STATE_DIR / pointer.folder
+    saved = _read_checked(folder / STATE, _StateFile)
+    callbacks = [entry.model_dump(by_alias=True, exclude_none=True) for entry in saved.callbacks]
+    for entry in saved.callbacks:
+        entry_file = folder / entry.best_weights if entry.best_weights else None
+        if entry_file is not None and not entry_file.is_file():
+            raise CbrunError(f"{entry_file}: missing; the saved state is incomplete")
+    if not (folder / MODEL).is_file():
+        raise CbrunError(f"{folder / MODEL}: missing; the saved state is incomplete")
     return SavedState(
         folder,
-        saved["epoch"],
-        saved["history"],
-        saved["callbacks"],
-        saved.get("random"),
-        saved.get("config_yaml"),
+        saved.epoch,
+        {k: [math.nan if v is None else v for v in values] for k, values in saved.history.items()},
+        callbacks,
+        saved.random.model_dump() if saved.random else None,
+        saved.config_yaml,
     )
+
+
+def _read_checked(path: Path, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate(read_json(path))
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        what = "expected a JSON object" if first["type"] == "model_type" else first["msg"]
+        raise CbrunError(
+            f"{path}: damaged ({where}: {what}); the run cannot resume from it",
+            hint="start a new run with `cbrun train CONFIG`",
+        ) from None
 
 
 class StateKeeper(keras.callbacks.Callback):

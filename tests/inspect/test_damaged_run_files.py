@@ -133,3 +133,34 @@ def test_a_truncated_model_file_is_named_as_damaged_not_missing(finished_run, sc
     code, stderr = run_cbrun("eval", str(run))
     assert code == 2, stderr
     assert "model.keras: the model file is damaged" in stderr, stderr
+
+
+STATE_FILES = ["state/latest.json", "state/epoch-0001/state.json"]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    name=st.sampled_from(STATE_FILES),
+    value=json_values,
+    cut=st.integers(0, 10_000),
+    truncate=st.booleans(),
+)
+@example(name="state/latest.json", value={"folder": "../../elsewhere"}, cut=0, truncate=False)
+@example(
+    name="state/epoch-0001/state.json",
+    value={"epoch": 1, "history": {}, "callbacks": [{"class": "X", "attributes": {"model": 1}}]},
+    cut=0,
+    truncate=False,
+)
+def test_resume_survives_any_damaged_state_file(finished_run, scratch, name, value, cut, truncate):
+    """`train --resume` of a run whose saved state was hand-edited or truncated: exit 2 naming
+    the file (or a resume as documented), never a traceback, and never a path out of state/."""
+    original = (finished_run / name).read_bytes()
+    target = scratch / "runs" / "tiny" / finished_run.name
+    shutil.rmtree(scratch / "runs", ignore_errors=True)
+    shutil.copytree(finished_run, target, ignore=shutil.ignore_patterns("tensorboard"))
+    (target / name).write_bytes(contents(value, original, cut)[int(truncate)])
+    code, stderr = run_cbrun("train", "--resume", str(target), "--set", "training.epochs=2", "-q")
+    assert_clean(code, stderr)
+    if code == 2:  # the damaged file is named, or its epoch is past the one asked for
+        assert "state/" in stderr or "epochs already" in stderr, stderr
