@@ -23,6 +23,7 @@ from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD, environment, read_json, 
 from cbrun.experiment.config import load_config
 from cbrun.inspect.compare import MISSING, config_differences
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
+from cbrun.run.data_check import check_data
 from cbrun.run.model_file import load_model_file
 from cbrun.run.state import RunLock, SavedState, continue_logs, read_state
 from cbrun.run.stray_output import stdout_kept_clean
@@ -31,7 +32,12 @@ from cbrun.run.train import TrainResult, run
 
 @stdout_kept_clean  # stdout is for the run directory alone
 def resume_run(
-    run_dir: Path, *, quiet: bool = False, unsafe: bool = False, allow_imports: bool = False
+    run_dir: Path,
+    *,
+    quiet: bool = False,
+    unsafe: bool = False,
+    allow_imports: bool = False,
+    allow_changed_data: bool = False,
 ) -> TrainResult:
     """Continue training in `run_dir` from its last saved epoch.
 
@@ -40,19 +46,26 @@ def resume_run(
         quiet: print nothing but errors.
         unsafe: load a saved model that holds Python code (Keras' safe mode off).
         allow_imports: import `module:function` code named in the run's saved config.
+        allow_changed_data: go on with data files that changed since the run began (the
+            resume record says what changed); refused otherwise.
     """
     if not (run_dir / CONFIG_FILE).is_file():
         raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     lock = RunLock(run_dir).acquire()  # first: nothing is read while another process trains
     try:
-        return _resume_locked(run_dir, lock, quiet, unsafe, allow_imports)
+        return _resume_locked(run_dir, lock, quiet, unsafe, allow_imports, allow_changed_data)
     except BaseException:
         lock.release()
         raise
 
 
 def _resume_locked(
-    run_dir: Path, lock: RunLock, quiet: bool, unsafe: bool, allow_imports: bool
+    run_dir: Path,
+    lock: RunLock,
+    quiet: bool,
+    unsafe: bool,
+    allow_imports: bool,
+    allow_changed_data: bool,
 ) -> TrainResult:
     record = _resumable_record(run_dir)
     saved = read_state(run_dir)
@@ -62,6 +75,7 @@ def _resume_locked(
             "before training began; start it again with `cbrun train CONFIG`"
         )
     _refuse_an_edited_config(run_dir, saved)
+    changes = check_data(run_dir, record, allow_changed_data)
     config, _ = load_config(run_dir / CONFIG_FILE)
     with imports_from_run(run_dir, allow_imports):
         strategy = make_strategy(config.distribution)
@@ -76,7 +90,7 @@ def _resume_locked(
             model = load_model_file(saved.model_path, unsafe=unsafe)
         reporter = Reporter(quiet)
         reporter.attach_log(run_dir / "train.log")
-        _mark_resumed(record, saved)
+        _mark_resumed(record, saved, changes)
         return run(
             config,
             dataset,
@@ -133,7 +147,7 @@ def _resumable_record(run_dir: Path) -> dict[str, Any]:
     return record
 
 
-def _mark_resumed(record: dict[str, Any], saved: SavedState) -> None:
+def _mark_resumed(record: dict[str, Any], saved: SavedState, data_changed: list[str]) -> None:
     """Note the resume in the record; drop the fields that described how the run stopped."""
     now = environment()
     record.setdefault("resumes", []).append(
@@ -145,6 +159,7 @@ def _mark_resumed(record: dict[str, Any], saved: SavedState) -> None:
             "command": now["command"],
             "pid": now["pid"],
             "host": now["host"],
+            **({"data_changed": data_changed} if data_changed else {}),
         }
     )
     for key in ("error", "signal", "stop_reason", "resume_command", "test_metrics"):

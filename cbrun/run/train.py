@@ -31,6 +31,7 @@ from cbrun.core.run_dir import (
     write_text_atomic,
 )
 from cbrun.data.base import split_size
+from cbrun.data.fingerprint import write_listings
 from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
@@ -120,6 +121,7 @@ def train(
             "feature_names": dataset.feature_names,
         },
     )
+    write_listings(run_dir, dataset.listings)
     write_text_atomic(run_dir / "model_summary.txt", _summary(model))
     write_json_atomic(run_dir / RUN_RECORD, record)
     return run(config, dataset, model, callbacks, test_callbacks, run_dir, record, reporter)
