@@ -18,6 +18,7 @@ from cbrun.core.run_dir import (
     RUN_RECORD,
     create_exclusive,
     read_json,
+    refuse_links,
     utc_now,
     write_json_atomic,
 )
@@ -41,10 +42,14 @@ class EvalResult:
     checkpoint: str
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    data: Path | None = None
 
     def table(self) -> Group:
         """The metrics, then the per-class table and confusion matrix (or regression errors)."""
-        table = Table(title=f"{self.split} metrics of {self.checkpoint}")
+        title = f"{self.split} metrics of {self.checkpoint}"
+        if self.data is not None:
+            title = f"metrics of {self.checkpoint} on {self.data}"
+        table = Table(title=title)
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name, value in self.metrics.items():
@@ -103,7 +108,7 @@ def evaluate_run(
         result["data_changed"] = changes
         warnings.append(f"the data changed since training: {'; '.join(changes)}")
     write_json_atomic(out, {**result, **details})
-    return EvalResult(out, result["metrics"], result["split"], shown, details, warnings)
+    return EvalResult(out, result["metrics"], result["split"], shown, details, warnings, data)
 
 
 def _record(run_dir: Path) -> dict[str, Any]:
@@ -122,6 +127,7 @@ def load_run(
     """
     if not (run_dir / CONFIG_FILE).is_file():
         raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
+    refuse_links(run_dir, "cbrun")  # eval files, plots, callbacks' logs: none through a link
     overrides = [] if data is None else new_data_overrides(run_dir, data)
     config, _ = load_config(run_dir / CONFIG_FILE, overrides)
     import_keras(config.experiment.seed)

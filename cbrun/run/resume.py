@@ -19,7 +19,14 @@ from cbrun.compute.distribution import make_strategy
 from cbrun.core.console import Reporter
 from cbrun.core.errors import CbrunError
 from cbrun.core.importing import imports_from_run
-from cbrun.core.run_dir import CONFIG_FILE, RUN_RECORD, environment, read_json, utc_now
+from cbrun.core.run_dir import (
+    CONFIG_FILE,
+    RUN_RECORD,
+    environment,
+    read_json,
+    refuse_links,
+    utc_now,
+)
 from cbrun.experiment.config import load_config
 from cbrun.inspect.compare import MISSING, config_differences
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
@@ -138,12 +145,7 @@ def _resumable_record(run_dir: Path) -> dict[str, Any]:
     record = read_json(run_dir / RUN_RECORD)
     if record.get("status") == "completed":
         raise CbrunError(f"{run_dir}: the run completed; there is nothing to resume")
-    links = [path for path in run_dir.rglob("*") if path.is_symlink()]
-    if links:  # a run directory from elsewhere must not make training write outside it
-        raise CbrunError(
-            f"{links[0]}: a symbolic link in the run directory; --resume writes there and "
-            "does not follow links out of it"
-        )
+    refuse_links(run_dir, "--resume")
     return record
 
 

@@ -148,3 +148,20 @@ def test_an_image_folder_with_some_classes_scores_them_as_trained(tmp_path_facto
     (new / "left" / "001.png").rename(new / "sideways" / "001.png")
     stderr = refused(cli, run, new)
     assert str(new) in stderr and "sideways" in stderr
+
+
+def test_eval_and_predict_never_write_through_a_planted_link(csv_run, cli, tmp_path):
+    outside = tmp_path / "outside.json"
+    outside.write_text("keep")
+    write_table(tmp_path / "table.csv", rows=5)
+    pd.read_csv(tmp_path / "table.csv").drop(columns="label").to_csv(tmp_path / "x.csv")
+    link = csv_run / "eval-test-model.json"  # the name the next eval would write
+    link.symlink_to(outside)
+    try:
+        for args in (("eval", csv_run), ("predict", csv_run, tmp_path / "x.csv")):
+            result = cli(*args)
+            assert result.exit_code == 2, result.stderr
+            assert f"{link}: a symbolic link in the run directory" in result.stderr
+    finally:
+        link.unlink()
+    assert outside.read_text() == "keep"
