@@ -87,17 +87,27 @@ def listing_digest(listing: Listing) -> str:
     return digest.hexdigest()
 
 
+def relative_to(entries: dict[str, dict[str, Any]], folder: Path) -> dict[str, dict[str, Any]]:
+    """`entries` with each path relative to `folder` (the config file's), as a config names
+    its files."""
+    return {
+        key: {**entry, "path": os.path.relpath(entry["path"], folder)}
+        for key, entry in entries.items()
+    }
+
+
 def data_changes(
-    recorded: dict[str, Any], listings: dict[str, Any] | None = None
+    recorded: dict[str, Any], listings: dict[str, Any] | None = None, folder: str = ""
 ) -> dict[str, str]:
     """How each recorded file or folder differs from what is on disk now, by path:
     "size 1200 → 1350 bytes", "content changed", "missing", "3 files added, 1 removed".
-    Empty when nothing changed. `listings`: the folders' names and sizes when recorded."""
+    Empty when nothing changed. `listings`: the folders' names and sizes when recorded;
+    `folder`: where relative paths start (the config file's folder)."""
     changes: dict[str, str] = {}
     for key, entry in recorded.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
             continue  # not a fingerprint this version writes
-        path = entry["path"]
+        path = os.path.join(folder, entry["path"])
         if "sha256" in entry:
             change = _file_change(path, entry)
         else:

@@ -24,9 +24,10 @@ def check_data(run_dir: Path, record: dict[str, Any], allow_changed: bool) -> li
     recorded = data.get("fingerprint") if isinstance(data, dict) else None
     if not isinstance(recorded, dict):
         return []
+    folder = os.path.dirname(str(record.get("config_file") or ""))  # paths start there
     changes = [
         f"{shown_path(path)}: {how}"
-        for path, how in data_changes(recorded, read_listings(run_dir)).items()
+        for path, how in data_changes(recorded, read_listings(run_dir), folder).items()
     ]
     if changes and not allow_changed:
         raise CbrunError(

@@ -31,7 +31,7 @@ from cbrun.core.run_dir import (
     write_text_atomic,
 )
 from cbrun.data.base import split_size
-from cbrun.data.fingerprint import write_listings
+from cbrun.data.fingerprint import relative_to, write_listings
 from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
@@ -76,6 +76,9 @@ def train(
     import_keras(config.experiment.seed, config.experiment.deterministic)
     with located(document, "data"):  # errors found in the data name the config line
         dataset = build_dataset(config)
+    if "fingerprint" in dataset.record:  # its paths as the config names them
+        folder = config_path.resolve().parent
+        dataset.record["fingerprint"] = relative_to(dataset.record["fingerprint"], folder)
     with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 

@@ -54,6 +54,13 @@ def table(csv_run):
     path.write_bytes(kept)
 
 
+def test_the_run_records_its_file_as_the_config_names_it(csv_run):
+    run, path = csv_run
+    [entry] = json.loads((run / "run.json").read_text())["data"]["fingerprint"].values()
+    assert entry["path"] == "table.csv" and entry["size"] == path.stat().st_size
+    assert "fingerprint of data.path" in (run / "report.html").read_text()
+
+
 def test_eval_names_each_kind_of_change_and_exits_2(csv_run, table, cli, monkeypatch):
     run = csv_run[0]
     monkeypatch.chdir(table.parent)  # paths are shown relative to the current directory
