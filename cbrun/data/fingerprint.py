@@ -132,9 +132,10 @@ def _folder_change(path: str, entry: dict[str, Any], before: Any) -> str | None:
     listing = folder_listing(path, tuple(entry.get("suffixes") or ()))
     if listing_digest(listing) == entry.get("names_and_sizes_sha256"):
         return None
-    if not isinstance(before, list):
+    try:
+        was = {str(name): size for name, size in before}
+    except (TypeError, ValueError):  # no listing kept (or a damaged one): counts only
         return f"{entry.get('files')} → {len(listing)} files; names or sizes changed"
-    was = {str(name): size for name, size in before}
     now = dict(listing)
     counts = (
         (len(now.keys() - was.keys()), "added"),

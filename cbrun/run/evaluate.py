@@ -112,7 +112,11 @@ def evaluate_run(
 
 
 def _record(run_dir: Path) -> dict[str, Any]:
-    return read_json(run_dir / RUN_RECORD) if (run_dir / RUN_RECORD).is_file() else {}
+    """run.json, or {} if it is missing or damaged (then there is no fingerprint to check)."""
+    try:
+        return read_json(run_dir / RUN_RECORD)
+    except CbrunError:
+        return {}
 
 
 def load_run(
