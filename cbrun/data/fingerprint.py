@@ -129,7 +129,8 @@ def _file_change(path: str, entry: dict[str, Any]) -> str | None:
 def _folder_change(path: str, entry: dict[str, Any], before: Any) -> str | None:
     if not os.path.isdir(path):
         return "missing"
-    listing = folder_listing(path, tuple(entry.get("suffixes") or ()))
+    suffixes = entry.get("suffixes") if isinstance(entry.get("suffixes"), list) else []
+    listing = folder_listing(path, tuple(str(suffix) for suffix in suffixes))
     if listing_digest(listing) == entry.get("names_and_sizes_sha256"):
         return None
     try:

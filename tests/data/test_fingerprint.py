@@ -82,3 +82,22 @@ def test_fingerprint_changes_iff_a_byte_does(tmp_path_factory, content, position
     changed = data_changes(recorded)
     assert bool(changed) == (bytes(edited) != content)
     assert changed in ({}, {str(path): "content changed"})
+
+
+values = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+values = values | st.lists(values, max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    entry=st.dictionaries(
+        st.sampled_from(["size", "sha256", "suffixes", "files", "names_and_sizes_sha256"]), values
+    ),
+    listing=values | st.lists(st.lists(values, max_size=3), max_size=3),
+)
+def test_a_hand_edited_fingerprint_never_raises(tmp_path_factory, entry, listing):
+    folder = tmp_path_factory.mktemp("edited")
+    (folder / "a.png").write_bytes(b"png")
+    for path in (folder, folder / "a.png", folder / "absent"):
+        changes = data_changes({"data.path": {**entry, "path": str(path)}}, {"data.path": listing})
+        assert all(isinstance(how, str) for how in changes.values())
