@@ -50,6 +50,13 @@ AllowImportsOption = Annotated[
         help="Import `module:function` code named in the run directory's saved config.",
     ),
 ]
+AllowChangedDataOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-changed-data",
+        help="Go on with data files that changed since the run trained (the change is recorded).",
+    ),
+]
 
 
 def _versions(value: bool) -> None:
@@ -131,6 +138,7 @@ def train(
     ] = None,
     unsafe: UnsafeOption = False,
     allow_imports: AllowImportsOption = False,
+    allow_changed_data: AllowChangedDataOption = False,
 ) -> None:
     """Train an experiment and print the run directory it made (on stdout).
 
@@ -138,9 +146,8 @@ def train(
     Ctrl-C/SIGTERM (continue with --resume RUN_DIR).
     """
     try:
-        result = _train_or_resume(
-            config, set_ or [], smoke, runs_dir, quiet, resume, unsafe, allow_imports
-        )
+        trust = (unsafe, allow_imports, allow_changed_data)
+        result = _train_or_resume(config, set_ or [], smoke, runs_dir, quiet, resume, *trust)
     except CbrunError as error:
         if as_json:
             _stdout(
@@ -172,12 +179,15 @@ def _train_or_resume(
     resume: Path | None,
     unsafe: bool,
     allow_imports: bool,
+    allow_changed_data: bool,
 ):
     if resume is None:
         if not config:
             raise CbrunError("train: give an experiment file, or --resume RUN_DIR")
-        if unsafe or allow_imports:
-            raise CbrunError("train: --unsafe and --allow-imports apply only with --resume")
+        if unsafe or allow_imports or allow_changed_data:
+            raise CbrunError(
+                "train: --unsafe, --allow-imports and --allow-changed-data apply only with --resume"
+            )
         from cbrun.run.train import train as run_training
 
         return run_training(config, overrides, smoke=smoke, runs_dir=runs_dir, quiet=quiet)
@@ -188,7 +198,14 @@ def _train_or_resume(
         )
     from cbrun.run.resume import resume_run
 
-    return resume_run(resume, overrides, quiet=quiet, unsafe=unsafe, allow_imports=allow_imports)
+    return resume_run(
+        resume,
+        overrides,
+        quiet=quiet,
+        unsafe=unsafe,
+        allow_imports=allow_imports,
+        allow_changed_data=allow_changed_data,
+    )
 
 
 @app.command("eval")
@@ -197,21 +214,44 @@ def evaluate(
     checkpoint: Annotated[
         str, typer.Option(help="`last` (the final model), `best`, or a checkpoint file path.")
     ] = "last",
-    split: Annotated[str, typer.Option(help="`test` or `validation`.")] = "test",
+    split: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="`test` (the default) or `validation`.", show_default=False),
+    ] = None,
+    data: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Evaluate on this new labelled data instead, laid out like the training data "
+            "(a CSV with its columns, an NPZ with x/y, an image folder of its class folders).",
+            show_default=False,
+        ),
+    ] = None,
     unsafe: UnsafeOption = False,
     allow_imports: AllowImportsOption = False,
+    allow_changed_data: AllowChangedDataOption = False,
 ) -> None:
     """Re-evaluate a finished run; writes a new eval-*.json in its directory.
 
     The model loads in Keras' safe mode, and no code named in the run's config is imported,
-    unless --unsafe / --allow-imports say you trust the run directory.
+    unless --unsafe / --allow-imports say you trust the run directory. Data that changed
+    since training is refused unless --allow-changed-data.
     """
-    if split not in ("test", "validation"):
+    if split not in (None, "test", "validation"):
         raise CbrunError(f"--split: expected `test` or `validation`, got `{split}`")
+    if split is not None and data is not None:
+        raise CbrunError("eval: --data is evaluated whole; give --split or --data, not both")
     from cbrun.core.console import make_console
     from cbrun.run.evaluate import evaluate_run
 
-    result = evaluate_run(run_dir, checkpoint, split, unsafe=unsafe, allow_imports=allow_imports)
+    result = evaluate_run(
+        run_dir,
+        checkpoint,
+        split or "test",
+        unsafe=unsafe,
+        allow_imports=allow_imports,
+        allow_changed_data=allow_changed_data,
+        data=data,
+    )
     make_console(stderr=True).print(result.table())
     _stdout(str(result.path))
 

@@ -147,6 +147,17 @@ def create_exclusive(directory: Path, stem: str, suffix: str) -> Path:
     raise CbrunError(f"no free file name for {stem}{suffix} in {directory}")
 
 
+def refuse_links(run_dir: Path, command: str) -> None:
+    """A run directory from elsewhere must not make `command` write outside it: a symbolic
+    link anywhere in it (an eval file, a log, a plots folder) is refused, never followed."""
+    links = [path for path in run_dir.rglob("*") if path.is_symlink()]
+    if links:
+        raise CbrunError(
+            f"{links[0]}: a symbolic link in the run directory; {command} writes there and "
+            "does not follow links out of it"
+        )
+
+
 def read_json(path: Path) -> Any:
     try:
         return restore_non_finite(json.loads(path.read_text(encoding="utf-8")))

@@ -17,6 +17,7 @@ from pydantic import Field, PositiveInt
 
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import InputFile, StrictModel, Task
+from cbrun.data.fingerprint import Fingerprint, fingerprint_data
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -123,6 +124,14 @@ class Dataset:
     record: dict[str, Any] = field(default_factory=dict)
     """Facts about the data for data.json and run.json beyond the shapes (skipped files, a
     fingerprint); empty for in-memory sources."""
+    listings: dict[str, Any] = field(default_factory=dict)
+    """Names and sizes of the files in each fingerprinted folder (for data_files.json.gz)."""
+
+    def add_fingerprint(self, fingerprint: Fingerprint) -> Dataset:
+        """Record the fingerprint of the files this data was read from (see fingerprint.py)."""
+        self.record["fingerprint"] = fingerprint.entries
+        self.listings = fingerprint.listings
+        return self
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -232,7 +241,8 @@ def make_file_dataset(
     for name, path in from_files.items():
         if path:
             setattr(dataset, name, check_arrays(*read(path), task, f"{source}: {name}_path"))
-    return dataset
+    files = {f"data.{k}": getattr(params, k) for k in ("path", "validation_path", "test_path")}
+    return dataset.add_fingerprint(fingerprint_data(files))
 
 
 def limit_arrays(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> Arrays:

@@ -10,7 +10,6 @@ splits over the file list, a cache in memory or in the run directory, and a fing
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ from cbrun.data.base import (
     limit_arrays,
     split_arrays,
 )
+from cbrun.data.fingerprint import fingerprint_data
 from cbrun.registry import datasets
 
 FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what tf.io.decode_image reads
@@ -205,9 +205,8 @@ def image_directory(params: ImageDirectoryParams, seed: int) -> Dataset:
             "source": "image_directory",
             "skipped_files": len(bad),
             **({"skipped": [f"{path}: {reason}" for path, reason in bad[:20]]} if bad else {}),
-            "fingerprint": fingerprint(root, every),
         },
-    )
+    ).add_fingerprint(fingerprint_data({}, {"data.path": (params.path, FORMATS)}))
 
 
 def _split_folders(root: Path) -> dict[str, Path]:
@@ -300,18 +299,6 @@ def _without(pair: tuple[np.ndarray, np.ndarray], skipped: set[str]) -> tuple:
         return pair
     keep = np.array([path not in skipped for path in pair[0]], dtype=bool)
     return pair[0][keep], pair[1][keep]
-
-
-def fingerprint(root: Path, paths: list[str]) -> dict[str, Any]:
-    """The file count and a hash of every file's name (relative to `root`) and size.
-
-    Cheap for a million files: no file is read.
-    """
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        name = Path(path).relative_to(root).as_posix()
-        digest.update(f"{name}\0{os.path.getsize(path)}\n".encode())
-    return {"files": len(paths), "names_and_sizes_sha256": digest.hexdigest()}
 
 
 def _stream(

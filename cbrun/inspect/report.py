@@ -281,6 +281,9 @@ def _data_rows(data: dict[str, Any]) -> list[list[str]]:
     for key, value in data.items():
         if value in (None, [], {}):
             continue
+        if key == "fingerprint" and isinstance(value, dict):
+            rows += [[f"fingerprint of {k}", _fingerprint_text(v)] for k, v in value.items()]
+            continue
         if key == "input_shape" and isinstance(value, list):
             value = " × ".join(map(str, value))
         elif isinstance(value, dict):
@@ -289,6 +292,16 @@ def _data_rows(data: dict[str, Any]) -> list[list[str]]:
             value = ", ".join(map(str, value))
         rows.append([key.replace("_", " "), str(value)])
     return rows
+
+
+def _fingerprint_text(entry: Any) -> str:
+    """One file's or folder's fingerprint in a line: path, size or count, a short hash."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    if "sha256" in entry:
+        return f"{entry.get('path')}: {entry.get('size')} bytes, SHA-256 {entry['sha256']:.12}…"
+    digest = str(entry.get("names_and_sizes_sha256"))
+    return f"{entry.get('path')}: {entry.get('files')} files, names and sizes SHA-256 {digest:.12}…"
 
 
 def _table(header: list[str], rows: list[list[str]], numeric: tuple[int, ...] = ()) -> str:

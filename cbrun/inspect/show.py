@@ -171,6 +171,10 @@ def show_run(run_dir: Path) -> Group:
         except (TypeError, ValueError, AttributeError, KeyError) as error:
             parts.append(Text(f"eval.json: unreadable evaluation details ({error})", "magenta"))
 
+    evaluations = evaluations_table(run_dir)
+    if evaluations.row_count:
+        parts += [Text(""), evaluations]
+
     problems: list[str] = []
     history = read_json_or_problem(run_dir / "history.json", problems)
     if isinstance(history, dict) and history_series(history):
@@ -217,6 +221,30 @@ def _metrics_table(record: dict[str, Any], test: dict[str, float]) -> Table:
         table.add_column(heading, justify="right")
     for name in dict.fromkeys(name for _, values in columns for name in values):
         table.add_row(name, *(format_number(v[name]) if name in v else "" for _, v in columns))
+    return table
+
+
+def evaluations_table(run_dir: Path) -> Table:
+    """One row per `cbrun eval` file: what it evaluated (a split, or new data and its path),
+    the checkpoint, the samples and Keras' metrics; data that had changed is flagged."""
+    table = Table(title="evaluations", title_justify="left")
+    for name in ("file", "data", "checkpoint", "samples", "metrics"):
+        table.add_column(name, justify="right" if name == "samples" else "left")
+    for path in sorted(run_dir.glob("eval-*.json"), key=lambda p: (p.stat().st_mtime, p.name)):
+        problems: list[str] = []
+        found = read_json_or_problem(path, problems)
+        if not isinstance(found, dict):
+            table.add_row(path.name, Text("; ".join(problems) or "not an object", "magenta"))
+            continue
+        source = found.get("data") if isinstance(found.get("data"), dict) else {}
+        data = Text(str(source.get("path") or f"{found.get('split')} split"))
+        if found.get("data_changed"):
+            data.append(" (data had changed)", style="yellow")
+        metrics = found.get("metrics") if isinstance(found.get("metrics"), dict) else {}
+        shown = ", ".join(f"{k} {format_number(v)}" for k, v in metrics.items())
+        table.add_row(
+            path.name, data, str(found.get("checkpoint", "")), str(found.get("samples", "")), shown
+        )
     return table
 
 

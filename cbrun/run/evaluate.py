@@ -18,6 +18,7 @@ from cbrun.core.run_dir import (
     RUN_RECORD,
     create_exclusive,
     read_json,
+    refuse_links,
     utc_now,
     write_json_atomic,
 )
@@ -26,7 +27,9 @@ from cbrun.experiment.config import load_config
 from cbrun.inspect.plots import PLOTS_DIR
 from cbrun.inspect.show import evaluation_tables
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
+from cbrun.run.data_check import check_data
 from cbrun.run.model_file import load_model_file
+from cbrun.run.new_data import new_data_overrides, new_dataset
 from cbrun.run.scores import analyse
 from cbrun.run.train import MODEL_FILE
 
@@ -39,10 +42,14 @@ class EvalResult:
     checkpoint: str
     details: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    data: Path | None = None
 
     def table(self) -> Group:
         """The metrics, then the per-class table and confusion matrix (or regression errors)."""
-        table = Table(title=f"{self.split} metrics of {self.checkpoint}")
+        title = f"{self.split} metrics of {self.checkpoint}"
+        if self.data is not None:
+            title = f"metrics of {self.checkpoint} on {self.data}"
+        table = Table(title=title)
         table.add_column("metric")
         table.add_column("value", justify="right")
         for name, value in self.metrics.items():
@@ -58,45 +65,65 @@ def evaluate_run(
     *,
     unsafe: bool = False,
     allow_imports: bool = False,
+    allow_changed_data: bool = False,
+    data: Path | None = None,
 ) -> EvalResult:
     """Rebuild the run's data, load a checkpoint in safe mode, evaluate, record the result.
 
     Code named in the run's config is imported only with `allow_imports` (see
     `cbrun.core.importing.imports_from_run`); a model holding code loads only with `unsafe`.
+    Data changed since training is refused unless `allow_changed_data` (then the eval file
+    says what changed). `data`: evaluate on all of this new labelled file or folder instead.
     """
+    changes = [] if data is not None else check_data(run_dir, _record(run_dir), allow_changed_data)
     with imports_from_run(run_dir, allow_imports):
-        config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe)
+        config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe, data=data)
         callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
-    data = getattr(dataset, split)
-    if data is None:
+    part = "train" if data is not None else split  # new data is one split, held in `train`
+    if getattr(dataset, part) is None:
         raise CbrunError(f"{run_dir}: the run's data has no {split} split")
     metrics = model.evaluate(
-        **dataset.feed(split, config.training.batch_size),
+        **dataset.feed(part, config.training.batch_size),
         verbose=0,
         return_dict=True,
         callbacks=callbacks,
     )
     shown = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(path)
-    out = create_exclusive(run_dir, f"eval-{split}-{Path(shown).stem.replace('.', '_')}", ".json")
+    what = split if data is None else f"data-{data.resolve().stem}"
+    out = create_exclusive(run_dir, f"eval-{what}-{Path(shown).stem.replace('.', '_')}", ".json")
     details, warnings = analyse(
-        model, dataset, split, config.training.batch_size, run_dir, f"{PLOTS_DIR}/{out.stem}"
+        model, dataset, part, config.training.batch_size, run_dir, f"{PLOTS_DIR}/{out.stem}"
     )
-    result = {
-        "split": split,
+    result: dict[str, Any] = {
+        "split": split if data is None else "data",
         "checkpoint": shown,
         "metrics": {k: float(v) for k, v in metrics.items()},
-        "samples": split_size(data),
+        "samples": split_size(getattr(dataset, part)),
         "evaluated_at": utc_now(),
-        **details,
     }
-    write_json_atomic(out, result)
-    return EvalResult(out, result["metrics"], split, shown, details, warnings)
+    if data is not None:
+        fingerprint = dataset.record.get("fingerprint") or {}
+        result["data"] = {"path": str(data.resolve()), "fingerprint": fingerprint}
+    if changes:
+        result["data_changed"] = changes
+        warnings.append(f"the data changed since training: {'; '.join(changes)}")
+    write_json_atomic(out, {**result, **details})
+    return EvalResult(out, result["metrics"], result["split"], shown, details, warnings, data)
+
+
+def _record(run_dir: Path) -> dict[str, Any]:
+    """run.json, or {} if it is missing or damaged (then there is no fingerprint to check)."""
+    try:
+        return read_json(run_dir / RUN_RECORD)
+    except CbrunError:
+        return {}
 
 
 def load_run(
-    run_dir: Path, checkpoint: str = "last", *, unsafe: bool = False
+    run_dir: Path, checkpoint: str = "last", *, unsafe: bool = False, data: Path | None = None
 ) -> tuple[Any, Dataset, Any, Path]:
-    """A run's config, its rebuilt data, and the model of `checkpoint` (safe mode unless unsafe).
+    """A run's config, its rebuilt data (or the new labelled `data`), and the model of
+    `checkpoint` (safe mode unless unsafe).
 
     A weights-only checkpoint rebuilds the model from the config, which for an `import` model
     imports code: callers wrap this in `cbrun.core.importing.imports_from_run`, as evaluate_run and
@@ -104,9 +131,11 @@ def load_run(
     """
     if not (run_dir / CONFIG_FILE).is_file():
         raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
-    config, _ = load_config(run_dir / CONFIG_FILE)
+    refuse_links(run_dir, "cbrun")  # eval files, plots, callbacks' logs: none through a link
+    overrides = [] if data is None else new_data_overrides(run_dir, data)
+    config, _ = load_config(run_dir / CONFIG_FILE, overrides)
     import_keras(config.experiment.seed)
-    dataset = build_dataset(config)
+    dataset = build_dataset(config) if data is None else new_dataset(config, run_dir, data)
     path, weights_only = _checkpoint_path(run_dir, checkpoint)
     if weights_only:
         model = build_model(config, dataset)

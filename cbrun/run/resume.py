@@ -26,6 +26,7 @@ from cbrun.core.run_dir import (
     RUN_RECORD,
     environment,
     read_json,
+    refuse_links,
     utc_now,
     write_text_atomic,
 )
@@ -33,8 +34,9 @@ from cbrun.experiment.config import load_config, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml, format_path, split_key
 from cbrun.inspect.compare import MISSING, config_differences
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
+from cbrun.run.data_check import check_data
 from cbrun.run.model_file import load_model_file
-from cbrun.run.state import RunLock, SavedState, continue_logs, read_state
+from cbrun.run.state import RunLock, SavedState, continue_logs, keep_config, read_state
 from cbrun.run.stray_output import stdout_kept_clean
 from cbrun.run.train import TrainResult, run
 
@@ -55,6 +57,7 @@ def resume_run(
     quiet: bool = False,
     unsafe: bool = False,
     allow_imports: bool = False,
+    allow_changed_data: bool = False,
 ) -> TrainResult:
     """Continue training in `run_dir` from its last saved epoch.
 
@@ -65,13 +68,17 @@ def resume_run(
         quiet: print nothing but errors.
         unsafe: load a saved model that holds Python code (Keras' safe mode off).
         allow_imports: import `module:function` code named in the run's saved config.
+        allow_changed_data: go on with data files that changed since the run began (the
+            resume record says what changed); refused otherwise.
     """
     if not (run_dir / CONFIG_FILE).is_file():
         raise CbrunError(f"{run_dir}: not a run directory (no {CONFIG_FILE})")
     _refuse_unextendable(overrides or [])
     lock = RunLock(run_dir).acquire()  # first: nothing is read while another process trains
     try:
-        return _resume_locked(run_dir, overrides or [], lock, quiet, unsafe, allow_imports)
+        return _resume_locked(
+            run_dir, overrides or [], lock, quiet, unsafe, allow_imports, allow_changed_data
+        )
     except BaseException:
         lock.release()
         raise
@@ -84,6 +91,7 @@ def _resume_locked(
     quiet: bool,
     unsafe: bool,
     allow_imports: bool,
+    allow_changed_data: bool,
 ) -> TrainResult:
     record = _resumable_record(run_dir, extending=bool(overrides))
     saved = read_state(run_dir)
@@ -99,6 +107,7 @@ def _resume_locked(
             )
         )
     _refuse_an_edited_config(run_dir, saved)
+    data_changed = check_data(run_dir, record, allow_changed_data)
     saved, changes = _extended(run_dir, saved, overrides)
     config, _ = load_config(run_dir / CONFIG_FILE)
     with imports_from_run(run_dir, allow_imports):
@@ -114,7 +123,7 @@ def _resume_locked(
             model = load_model_file(saved.model_path, unsafe=unsafe)
         reporter = Reporter(quiet)
         reporter.attach_log(run_dir / "train.log")
-        _mark_resumed(record, saved, changes)
+        _mark_resumed(record, saved, changes, data_changed)
         record.update(epochs_planned=config.training.epochs, tags=list(config.experiment.tags))
         return run(
             config,
@@ -183,6 +192,7 @@ def _extended(
     before, after = yaml.safe_load(path.read_text(encoding="utf-8")), yaml.safe_load(text)
     changes = {key: [was, is_] for key, (was, is_) in config_differences([before, after]).items()}
     write_text_atomic(path, text)
+    keep_config(saved, text)  # the state agrees at once, also if this resume fails early
     return dataclasses.replace(saved, config_yaml=text), changes
 
 
@@ -197,16 +207,16 @@ def _resumable_record(run_dir: Path, *, extending: bool) -> dict[str, Any]:
             f"{run_dir}: the run completed; there is nothing to resume",
             hint=f"to train it longer: cbrun train --resume {run_dir} --set training.epochs=N",
         )
-    links = [path for path in run_dir.rglob("*") if path.is_symlink()]
-    if links:  # a run directory from elsewhere must not make training write outside it
-        raise CbrunError(
-            f"{links[0]}: a symbolic link in the run directory; --resume writes there and "
-            "does not follow links out of it"
-        )
+    refuse_links(run_dir, "--resume")
     return record
 
 
-def _mark_resumed(record: dict[str, Any], saved: SavedState, changes: dict[str, list[Any]]) -> None:
+def _mark_resumed(
+    record: dict[str, Any],
+    saved: SavedState,
+    changes: dict[str, list[Any]],
+    data_changed: list[str],
+) -> None:
     """Note the resume in the record; drop the fields that described how the run stopped."""
     now = environment()
     record.setdefault("resumes", []).append(
@@ -220,6 +230,7 @@ def _mark_resumed(record: dict[str, Any], saved: SavedState, changes: dict[str, 
             "command": now["command"],
             "pid": now["pid"],
             "host": now["host"],
+            **({"data_changed": data_changed} if data_changed else {}),
         }
     )
     for key in ("error", "signal", "stop_reason", "resume_command", "test_metrics"):

@@ -139,6 +139,12 @@ def read_state(run_dir: Path) -> SavedState | None:
     )
 
 
+def keep_config(saved: SavedState, config_yaml: str) -> None:
+    """Make `config_yaml` the config the saved state belongs to (a resume that extends it)."""
+    path = saved.folder / STATE
+    write_json_atomic(path, {**read_json(path), "config_yaml": config_yaml})
+
+
 def _read_checked(path: Path, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(read_json(path))

@@ -34,6 +34,7 @@ from cbrun.core.run_dir import (
     write_text_atomic,
 )
 from cbrun.data.base import split_size
+from cbrun.data.fingerprint import relative_to, write_listings
 from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
@@ -78,6 +79,9 @@ def train(
     import_keras(config.experiment.seed, config.experiment.deterministic)
     with located(document, "data"):  # errors found in the data name the config line
         dataset = build_dataset(config)
+    if "fingerprint" in dataset.record:  # its paths as the config names them
+        folder = config_path.resolve().parent
+        dataset.record["fingerprint"] = relative_to(dataset.record["fingerprint"], folder)
     with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 
@@ -116,6 +120,7 @@ def train(
         write_text_atomic(run_dir / "overrides.yaml", dump_yaml(list(overrides or [])))
         summary = {**dataset.summary(), "feature_names": dataset.feature_names}
         write_json_atomic(run_dir / "data.json", summary)
+        write_listings(run_dir, dataset.listings)
         write_text_atomic(run_dir / "model_summary.txt", _summary(model))
         write_json_atomic(run_dir / RUN_RECORD, record)
     except OSError as error:  # e.g. a full disk: the run never started, so nothing is kept

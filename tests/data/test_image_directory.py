@@ -97,7 +97,7 @@ def test_trains_to_high_accuracy_on_the_folder(trained):
     assert data["input_shape"] == [8, 8, 3]
     assert data["samples"] == {"train": 72, "validation": 24, "test": 24}
     assert data["skipped_files"] == 0
-    assert data["fingerprint"]["files"] == 3 * PER_CLASS
+    assert data["fingerprint"]["data.path"]["files"] == 3 * PER_CLASS
     assert record["data"]["fingerprint"] == data["fingerprint"]  # also in run.json
 
 
