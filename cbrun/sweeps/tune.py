@@ -1,10 +1,12 @@
-"""Early stopping of bad trials on Ray: Ray Tune's ASHA or median-stopping scheduler decides.
+"""Trials as Ray Tune trials: a scheduler (ASHA, median stopping) may stop bad ones early, and
+a Tune searcher (`optuna_tune`) may choose their points.
 
 Each trial is still a `cbrun train` process. A Tune class trainable starts it, reads its
 `run.json` (rewritten after every epoch) and reports the sweep's metric to Tune once per epoch.
 When the scheduler stops a trial, Tune calls the trainable's `cleanup`, which sends the process
-SIGTERM: `cbrun train` records an interrupted run with its finished epochs saved. Trials are
-reported to the sweep when Tune has finished them all.
+SIGTERM: `cbrun train` records an interrupted run with its finished epochs saved. A process
+that fails raises in the trainable, so Tune (and its searcher) see an errored trial. Trials
+are reported to the sweep when Tune has finished them all.
 """
 
 from __future__ import annotations
