@@ -435,7 +435,7 @@ def sweep(
     ] = None,
     pruner: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option(help="optuna: none, median or hyperband, from each epoch's metric."),
+        typer.Option(help="optuna, local pool: none, median or hyperband (Ray: --scheduler)."),
     ] = None,
     metric: Annotated[
         Optional[str],  # noqa: UP045

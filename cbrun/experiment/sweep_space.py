@@ -94,8 +94,8 @@ class SweepSection(StrictModel):
     )
     pruner: Literal["none", "median", "hyperband"] = Field(
         "none",
-        description="optuna only: stop unpromising trials from their per-epoch `metric` "
-        "(Optuna's MedianPruner or HyperbandPruner).",
+        description="optuna on the local pool: stop unpromising trials from their per-epoch "
+        "`metric` (Optuna's MedianPruner or HyperbandPruner); on Ray, --scheduler prunes.",
     )
 
     grid: dict[str, list[Any]] = Field(

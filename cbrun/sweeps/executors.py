@@ -111,7 +111,7 @@ def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> d
     try:
         task = ray.remote(
             num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0
-        )(run_trial)
+        )(_run_trial_on_a_node)
         waiting = list(jobs)
         running: dict[Any, int] = {}
         limit = resources.workers or len(jobs)
@@ -130,6 +130,15 @@ def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> d
         return details
     finally:
         ray.shutdown()
+
+
+def _run_trial_on_a_node(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any]:
+    """`run_trial` in a Ray task; the outcome also names the Ray node that ran it."""
+    import ray
+
+    return run_trial(config, overrides, runs_dir) | {
+        "ray_node": ray.get_runtime_context().get_node_id()
+    }
 
 
 def import_ray(local: bool = False) -> Any:

@@ -89,11 +89,21 @@ class Space:
         }
 
 
-def make_study(optuna: Any, sweep_dir: Path, search: dict[str, Any], direction: str, seed: int):
-    """The sweep's study, created or loaded from its journal file in the sweep directory."""
+def journal(sweep_dir: Path) -> Any:
+    """Optuna's storage of the sweep's study: its journal file in the sweep directory."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
+    return JournalStorage(JournalFileBackend(str(sweep_dir / STUDY_FILE)))
+
+
+def study_seed(record: dict[str, Any]) -> int:
+    search = record["search"]
+    return search["seed"] if search.get("seed") is not None else record.get("seed", 0)
+
+
+def make_study(optuna: Any, sweep_dir: Path, search: dict[str, Any], direction: str, seed: int):
+    """The sweep's study, created or loaded from its journal file in the sweep directory."""
     if search["pruner"] == "median":
         # Like Ray's median stopping rule: judge a trial once 3 others have finished.
         pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=0)
@@ -102,7 +112,7 @@ def make_study(optuna: Any, sweep_dir: Path, search: dict[str, Any], direction: 
     else:
         pruner = optuna.pruners.NopPruner()
     study = optuna.create_study(
-        storage=JournalStorage(JournalFileBackend(str(sweep_dir / STUDY_FILE))),
+        storage=journal(sweep_dir),
         study_name=STUDY_NAME,
         direction="maximize" if direction == "max" else "minimize",
         pruner=pruner,
@@ -145,10 +155,10 @@ def run_study(
     """
     optuna = import_optuna()
     search, items = record["search"], record["trials"]
-    seed = search["seed"] if search.get("seed") is not None else record.get("seed", 0)
+    seed = study_seed(record)
     study = make_study(optuna, sweep_dir, search, record["direction"], seed)
     space = Space(optuna, search)
-    _fail_abandoned(optuna, study)
+    fail_abandoned(optuna, study)
     pruner = search["pruner"]
     queue, running = list(todo), {}
     try:
@@ -176,13 +186,18 @@ def run_study(
     finally:
         for trial in running.values():  # Ctrl-C: let each process record its interrupted run
             stop_trial(trial.process)
-    best = _best(optuna, study)
+    return study_details(optuna, study, seed, pruner)
+
+
+def study_details(optuna: Any, study: Any, seed: int, pruner: str) -> dict[str, Any]:
+    """What sweep.json records about the study: its file, sampler, pruner and best trial."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return {
         "study": STUDY_FILE,
         "study_name": STUDY_NAME,
         "sampler": f"TPESampler(seed={seed})",
         "pruner": pruner,
-        **({"best_optuna_trial": best} if best is not None else {}),
+        **({"best_optuna_trial": study.best_trial.number} if complete else {}),
     }
 
 
@@ -256,14 +271,9 @@ def _tell(optuna: Any, study: Any, item: dict[str, Any], trial: Any) -> None:
         study.tell(trial, state=states.FAIL)
 
 
-def _fail_abandoned(optuna: Any, study: Any) -> None:
+def fail_abandoned(optuna: Any, study: Any) -> None:
     """Trials left RUNNING by a sweep that was stopped are kept as FAIL, saying so."""
     for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         trial = optuna.trial.Trial(study, frozen._trial_id)
         trial.set_user_attr("error", "the sweep stopped while this trial ran")
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-
-
-def _best(optuna: Any, study: Any) -> int | None:
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return study.best_trial.number if complete else None

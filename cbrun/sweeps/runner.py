@@ -63,7 +63,7 @@ def start_sweep(
 ) -> SweepResult:
     """Expand `sweep` over the config, check every trial, then run them in a new sweep dir."""
     config, _ = load_config(config_path, overrides)
-    _check_search(sweep.checked().search, resources)
+    _check_search(sweep.checked().model_dump(), resources)
     trials = expand(sweep, config.experiment.seed)
     config_file = str(config_path.resolve())
     # Optuna picks its points as it runs: check every key at each of its values or ends.
@@ -98,7 +98,7 @@ def start_sweep(
 def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
     """Run again every trial of `sweep_dir` that did not complete; completed ones are kept."""
     record = read_json(sweep_dir / SWEEP_RECORD)
-    _check_search(record["search"].get("search", "grid"), resources)
+    _check_search(record["search"], resources)
     trials = [Trial(i, item["params"]) for i, item in enumerate(record["trials"])]
     todo = [t for t in trials if record["trials"][t.index]["status"] not in FINISHED]
     _validate_trials(record["config"], record["overrides"], todo)
@@ -106,18 +106,22 @@ def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
     return _run(sweep_dir, record, resources)
 
 
-def _check_search(search: str, resources: Resources) -> None:
-    """An optuna search runs on the local pool, with Optuna installed (exit 2 otherwise)."""
-    if search != "optuna":
+def _check_search(search: dict[str, Any], resources: Resources) -> None:
+    """An optuna search has Optuna (and on Ray, Ray Tune) installed, and one pruning side:
+    sweep.pruner on the local pool, Ray Tune's --scheduler on Ray (exit 2 otherwise)."""
+    if search.get("search") != "optuna":
         return
-    if resources.backend != "local" or resources.scheduler:
+    if resources.backend == "ray" and search.get("pruner", "none") != "none":
         raise CbrunError(
-            "sweep.search `optuna` runs its trials on the local pool (--backend local), "
-            "and prunes with sweep.pruner instead of --scheduler"
+            f"sweep.pruner `{search['pruner']}` prunes trials on the local pool; on Ray, "
+            "Ray Tune's scheduler prunes them",
+            hint="drop sweep.pruner (--pruner none) and add --scheduler median or asha",
         )
     from cbrun.sweeps.optuna_search import import_optuna
 
     import_optuna()
+    if resources.backend == "ray":
+        _import_tune("sweep.search `optuna` with --backend ray")
 
 
 def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]) -> int:
@@ -166,6 +170,8 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         kept = {k: items[index][k] for k in KEPT if k in items[index]}
         result = _trial_result(sweep_dir, outcome, record["metric"], record["direction"])
         item = items[index] = kept | result
+        if outcome.get("ray_node"):
+            item["ray_node"] = outcome["ray_node"]  # the Ray node the trial ran on
         done = sum(1 for i in todo if items[i]["status"] != "running")
         shown = (
             f"{record['metric']} {format_number(item['metric'])}"
@@ -177,7 +183,11 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
 
     interrupted = False
     try:
-        if record["search"].get("search") == "optuna":
+        if record["search"].get("search") == "optuna" and resources.backend == "ray":
+            from cbrun.sweeps.optuna_tune import run_study_on_ray
+
+            record["backend"] |= run_study_on_ray(sweep_dir, record, todo, resources, finished)
+        elif record["search"].get("search") == "optuna":
             from cbrun.sweeps.optuna_search import run_study
 
             def check(trial: Trial) -> None:
@@ -375,12 +385,12 @@ def _hparams(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
         console.print(f"[yellow]no HParams summaries:[/] {type(error).__name__}: {error}")
 
 
-def _import_tune() -> None:
+def _import_tune(what: str = "--scheduler") -> None:
     try:
         import ray.tune  # noqa: F401
     except ImportError:
         raise CbrunError(
-            "--scheduler needs Ray Tune, which is not installed", hint='pip install "cbrun[ray]"'
+            f"{what} needs Ray Tune, which is not installed", hint='pip install "cbrun[ray]"'
         ) from None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import statistics
@@ -144,6 +145,58 @@ def _sorted(items: list[dict]) -> list[dict]:
     return sorted(items, key=lambda item: item["metric"])
 
 
+def test_on_ray_tunes_optuna_search_draws_the_seeded_points_and_asha_prunes(
+    make_config, cli, tmp_path
+):
+    """`--backend ray`: Ray Tune's OptunaSearch asks the same journal study for each point.
+
+    TPE's first points are its seeded random ones, so they are those a local study with the
+    same seed draws. ASHA is the pruning side; Ray's searcher tells the study each trial's last
+    reported value, a stopped trial's too (as COMPLETE).
+    """
+    if not all(importlib.util.find_spec(name) for name in ("ray", "pyarrow")):  # ray[tune]
+        pytest.skip("the ray extra is not installed")
+    from cbrun.sweeps.optuna_search import Space, make_study
+
+    config = make_config({"sweep": {"search": "optuna", "trials": 4, "seed": 5, **SPACE}})
+    result = cli("sweep", config, "--backend", "ray", "--workers", "2", "--scheduler", "asha")
+    assert result.exit_code == 0, result.stderr
+    sweep_dir, record = sweep_record(result.stdout)
+    backend = record["backend"]
+    assert backend["search_alg"] == "ray.tune.search.optuna.OptunaSearch"
+    assert (backend["sampler"], backend["scheduler"]) == ("TPESampler(seed=5)", "asha")
+    assert backend["ray_started_here"] is True
+
+    space = Space(optuna, record["search"])
+    (tmp_path / "local").mkdir()
+    local = make_study(optuna, tmp_path / "local", record["search"], "min", seed=5)
+    expected = [space.decode(local.ask(space.distributions).params) for _ in range(4)]
+    items = sorted(record["trials"], key=lambda item: item["optuna_trial"])
+    assert [item["params"] for item in items] == expected
+
+    study = load_study(sweep_dir)
+    by_number = {t.number: t for t in study.trials}
+    assert sorted(by_number) == [item["optuna_trial"] for item in items] == [0, 1, 2, 3]
+    for item in items:
+        trial = by_number[item["optuna_trial"]]
+        assert trial.state.name == "COMPLETE" and space.decode(trial.params) == item["params"]
+        history = json.loads((sweep_dir / item["run_dir"] / "history.json").read_text())
+        run = json.loads((sweep_dir / item["run_dir"] / "run.json").read_text())
+        assert item["ray_node"]  # the Ray node that ran it
+        if item["status"] == "completed":
+            assert run["epochs_completed"] == 2 and trial.value == history["val_loss"][-1]
+            assert item["metric"] == min(history["val_loss"])
+        else:
+            assert item["status"] == "stopped" and item["note"].startswith("stopped by asha")
+            assert run["status"] == "interrupted" and trial.value in history["val_loss"]
+    assert any(item["status"] == "completed" for item in items)
+    assert backend["best_optuna_trial"] == study.best_trial.number
+    assert len(find_runs(sweep_dir)) == 4
+    assert sorted(p.name for p in (sweep_dir / "hparams").iterdir() if p.is_dir()) == [
+        item["trial"] for item in record["trials"]
+    ]
+
+
 def test_the_same_seed_draws_the_same_trials_and_a_resumed_study_draws_new_ones(tmp_path):
     """TPE is seeded by sweep.seed; a study loaded again does not repeat its first points."""
     from cbrun.sweeps.optuna_search import Space, make_study
@@ -189,12 +242,8 @@ def test_random_search_draws_every_key_including_grid_keys_as_choices():
             "`test_loss` exists only after training",
         ),
         (
-            ["--search", "optuna", "--trials", "2", "--backend", "ray"],
-            "runs its trials on the local pool",
-        ),
-        (
-            ["--search", "optuna", "--trials", "2", "--backend", "ray", "--scheduler", "asha"],
-            "prunes with sweep.pruner instead of --scheduler",
+            ["--search", "optuna", "--trials", "2", "--backend", "ray", "--pruner", "median"],
+            "on Ray, Ray Tune's scheduler prunes them",
         ),
     ],
 )
