@@ -78,16 +78,21 @@ def contents(draw_json: object, original: bytes, cut: int) -> list[bytes]:
     return [json.dumps(draw_json).encode(), original[: cut % (len(original) + 1)]]
 
 
+def damaging(names: list[str]):
+    """Draws which file to damage, and the JSON value or the truncation that replaces it."""
+    return given(
+        name=st.sampled_from(names),
+        value=json_values,
+        cut=st.integers(0, 10_000),
+        truncate=st.booleans(),
+    )
+
+
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @SETTINGS
-@given(
-    name=st.sampled_from(RECORDS),
-    value=json_values,
-    cut=st.integers(0, 10_000),
-    truncate=st.booleans(),
-)
+@damaging(RECORDS)
 @example(
     name="run.json", value={"status": "completed", "epochs_completed": "x"}, cut=0, truncate=False
 )
@@ -107,12 +112,7 @@ def test_runs_show_and_compare_survive_any_damaged_file(
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    name=st.sampled_from(RECORDS),
-    value=json_values,
-    cut=st.integers(0, 10_000),
-    truncate=st.booleans(),
-)
+@damaging(RECORDS)
 def test_eval_and_predict_survive_any_damaged_file(
     finished_run, scratch, name, value, cut, truncate
 ):
@@ -139,12 +139,7 @@ STATE_FILES = ["state/latest.json", "state/epoch-0001/state.json"]
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(
-    name=st.sampled_from(STATE_FILES),
-    value=json_values,
-    cut=st.integers(0, 10_000),
-    truncate=st.booleans(),
-)
+@damaging(STATE_FILES)
 @example(name="state/latest.json", value={"folder": "../../elsewhere"}, cut=0, truncate=False)
 @example(
     name="state/epoch-0001/state.json",
