@@ -15,11 +15,11 @@ from pydantic import Field, PositiveInt, field_validator
 from cbrun.callbacks.base import resolve_mode
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import StrictModel
-from cbrun.experiment.yaml_source import parse_yaml
+from cbrun.experiment.yaml_source import format_path, parse_yaml, split_key
 
 DISTRIBUTIONS = ("uniform", "loguniform", "randint", "choice")
 _CALL = re.compile(r"^\s*([a-z_]+)\s*\((.*)\)\s*$", re.S)
-_KEY = r"^[A-Za-z_][\w-]*(\.[\w-]+)*$"
+_KEY = r"^[A-Za-z_][\w-]*(\.[\w-]+|\[\d+\])*$"  # a dotted key; list items as [N] or .N
 
 
 @dataclass(frozen=True)
@@ -130,21 +130,19 @@ class SweepSection(StrictModel):
     @classmethod
     def _grid_values(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
         for key, values in grid.items():
-            _check_key(key)
             if not values:
                 raise ValueError(f"grid key `{key}` needs at least one value")
-        return grid
+        return _keys_checked(grid)
 
     @field_validator("random")
     @classmethod
     def _random_distributions(cls, spaces: dict[str, str]) -> dict[str, str]:
         for key, text in spaces.items():
-            _check_key(key)
             try:
                 Distribution.parse(text)
             except ValueError as error:
                 raise ValueError(f"random `{key}`: {error}") from None
-        return spaces
+        return _keys_checked(spaces)
 
     def checked(self) -> SweepSection:
         """This search, once the config's section and the command's flags are merged."""
@@ -265,9 +263,25 @@ def _flag_key(key: str, flag: str) -> str:
         raise CbrunError(f"{flag}: {error}") from None
 
 
+def _keys_checked(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` under their keys as cbrun prints them; two spellings of one key are refused."""
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        path = _check_key(key)
+        if path in checked:
+            raise ValueError(f"`{key}` names `{path}` a second time")
+        checked[path] = value
+    return checked
+
+
 def _check_key(key: str) -> str:
+    """The key as cbrun prints key paths (`callbacks[0].patience`, also for `callbacks.0...`)."""
     if not re.match(_KEY, key):
-        raise ValueError(f"`{key}` is not a dotted config key like compile.optimizer.learning_rate")
-    if key.split(".")[0] in ("sweep", "output"):
+        raise ValueError(
+            f"`{key}` is not a config key like compile.optimizer.learning_rate or "
+            "callbacks[0].patience"
+        )
+    path = split_key(key, key)
+    if path[0] in ("sweep", "output"):
         raise ValueError(f"`{key}`: the sweep and output sections cannot be swept")
-    return key
+    return format_path(path)

@@ -284,6 +284,11 @@ def apply_overrides(document: Document, overrides: list[str]) -> None:
         parent = document.data
         for depth, part in enumerate(path[:-1]):
             if isinstance(parent, dict) and parent.get(part) is None:
+                if isinstance(path[depth + 1], int):  # an item of a list the file lacks
+                    raise CbrunError(
+                        f"--set {override}: `{format_path(path[: depth + 2])}` names no item "
+                        f"(there is no `{format_path(path[: depth + 1])}` list)"
+                    )
                 document.overridden[path[: depth + 1]] = override  # created by this override
             parent = _child(parent, part, path[: depth + 1], override)
         _assign(parent, path[-1], value, override)

@@ -305,7 +305,8 @@ def _metric(
             f"test_{k}" for k in run.get("test_metrics", {})
         ]
         return None, None, f"no `{metric}` in this run; it has: {', '.join(names)}"
-    value, epoch = (min if direction == "min" else max)(values)
+    # Ties go to the first epoch that reached the value, as in run.json's `monitors`.
+    value, epoch = (min if direction == "min" else max)(values, key=lambda pair: pair[0])
     return value, epoch, None
 
 

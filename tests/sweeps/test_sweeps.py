@@ -101,14 +101,25 @@ def test_grid_on_a_local_ray_instance_ranks_the_same(pool_sweep, grid_config, cl
     assert not sys.modules["ray"].is_initialized()  # the sweep shut its Ray instance down
 
 
-def test_failed_trial_is_recorded_and_resume_reruns_only_it(make_config, cli, runs_dir):
-    """`categorical_crossentropy` passes validation but fails in fit on integer labels."""
-    path = make_config()
+CRASH_HOOK = """
+def fine(epoch, logs):
+    pass
+
+
+def crash(epoch, logs):
+    raise RuntimeError("crashed on purpose")
+"""
+
+
+def test_failed_trial_is_recorded_and_resume_reruns_only_it(make_config, cli, tmp_path):
+    """The second trial's callback raises in fit: it fails, the first completes."""
+    (tmp_path / "crash_hook.py").write_text(CRASH_HOOK)
+    path = make_config({"callbacks": [{"type": "lambda", "on_epoch_end": "crash_hook:fine"}]})
     result = cli(
         "sweep",
         path,
         "--grid",
-        "compile.loss=sparse_categorical_crossentropy,categorical_crossentropy",
+        "callbacks[0].on_epoch_end=crash_hook:fine,crash_hook:crash",
         "--workers",
         "2",
     )
@@ -116,7 +127,7 @@ def test_failed_trial_is_recorded_and_resume_reruns_only_it(make_config, cli, ru
     sweep_dir, record = _sweep_record(result.stdout)
     good, bad = record["trials"]
     assert good["status"] == "completed" and good["metric"] is not None
-    assert bad["status"] == "failed" and "same rank" in bad["error"]
+    assert bad["status"] == "failed" and "crashed on purpose" in bad["error"]
     assert record["status"] == "failed" and record["ranking"] == ["trial-000", "trial-001"]
     bad_run = json.loads((sweep_dir / bad["run_dir"] / "run.json").read_text())
     assert bad_run["status"] == "failed"
@@ -158,6 +169,21 @@ def test_bad_grid_value_fails_before_any_trial_runs(make_config, cli, runs_dir):
         (["--grid", "training.epochs=1", "--backend", "slurm"], "--backend: expected `local`"),
         (["--grid", "training.epochs=1", "--scheduler", "asha"], "add --backend ray"),
         (["--grid", "training.epochs=1", "--scheduler", "hyperband"], "one of asha, median"),
+        (
+            ["--grid", "callbacks[3].patience=1,2"],
+            "--set callbacks[3].patience=1: `callbacks[3]` names no item (there is no "
+            "`callbacks` list)",
+        ),
+        (
+            [
+                "--grid",
+                "callbacks.0.patience=1,2",
+                "--random",
+                "callbacks[0].patience=randint(1,3)",
+            ],
+            "`callbacks[0].patience` is both a grid key and a random key",
+        ),
+        (["--grid", "callbacks[x].patience=1"], "is not a config key like"),
     ],
 )
 def test_bad_sweep_flags_are_user_errors(make_config, cli, runs_dir, args, expected):
@@ -192,6 +218,29 @@ def test_sweep_section_expands_grid_times_seeded_random_draws(make_config, cli):
     assert len({t.params["compile.optimizer.learning_rate"] for t in trials}) == 6
     assert sweep.resolved_direction == "max"
     assert trials[0].overrides()[0] == "training.batch_size=16"
+
+
+def test_list_items_are_swept_by_the_key_paths_cbrun_prints(make_config, cli):
+    """`--grid callbacks[0].patience=...` (or `callbacks.0.patience`) reaches the item."""
+    from cbrun.sweeps.runner import plan_search
+
+    config = make_config({"callbacks": [{"type": "early_stopping", "patience": 1}]})
+    for key in ("callbacks[0].patience", "callbacks.0.patience"):
+        sweep = plan_search(config, [], grid=[f"{key}=3,4"], random=[]).checked()
+        assert [t.overrides() for t in expand(sweep, seed=1)] == [
+            ["callbacks[0].patience=3"],
+            ["callbacks[0].patience=4"],
+        ]
+
+
+def test_ties_go_to_the_first_epoch_that_reached_the_best_value(tmp_path):
+    """As run.json's `monitors` (train) does, for either direction."""
+    from cbrun.sweeps.runner import _metric
+
+    (tmp_path / "history.json").write_text(json.dumps({"val_accuracy": [0.5, 0.9, 0.9, 0.7]}))
+    assert _metric(tmp_path, {}, "val_accuracy", "max") == (0.9, 2, None)
+    (tmp_path / "history.json").write_text(json.dumps({"val_loss": [0.5, 0.2, 0.2, 0.7]}))
+    assert _metric(tmp_path, {}, "val_loss", "min") == (0.2, 2, None)
 
 
 def test_bad_sweep_section_points_at_its_line(make_config, cli):
