@@ -411,9 +411,10 @@ ListOption = Optional[list[str]]  # noqa: UP045
 @app.command()
 def sweep(
     config: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[list[Path]],  # noqa: UP045
         typer.Argument(
-            help="Experiment YAML file, `sweep:` section included (not needed with --resume).",
+            help="Experiment YAML file(s), later ones merged over earlier ones, `sweep:` "
+            "section included (not needed with --resume).",
             show_default=False,
         ),
     ] = None,

@@ -25,10 +25,10 @@ Report = Callable[[int, dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class TrialJob:
-    """What one trial process needs: the config, its overrides, and where runs go."""
+    """What one trial process needs: the config files, its overrides, and where runs go."""
 
     index: int
-    config: str
+    configs: list[str]
     overrides: list[str]
     runs_dir: str
 
@@ -45,9 +45,14 @@ class Resources:
     scheduler: str | None = None
 
 
-def run_trial(config: str, overrides: list[str], runs_dir: str) -> dict[str, Any]:
+def config_files(record: dict[str, Any]) -> list[str]:
+    """A sweep's experiment files, later ones merged over earlier ones (older sweeps: one)."""
+    return list(record.get("configs") or [record["config"]])
+
+
+def run_trial(configs: list[str], overrides: list[str], runs_dir: str) -> dict[str, Any]:
     """Train one trial in a fresh `cbrun train` process; returns its exit code, run dir, error."""
-    command = train_command(config, overrides, runs_dir)
+    command = train_command(configs, overrides, runs_dir)
     done = subprocess.run(command, capture_output=True, text=True)  # inherits CUDA_VISIBLE_DEVICES
     return outcome(done.returncode, done.stdout, done.stderr)
 
@@ -62,8 +67,8 @@ def stop_trial(process: subprocess.Popen, timeout: float = 120) -> None:
             process.kill()
 
 
-def train_command(config: str, overrides: list[str], runs_dir: str) -> list[str]:
-    command = [sys.executable, "-m", "cbrun", "train", config, "--quiet", "--runs-dir", runs_dir]
+def train_command(configs: list[str], overrides: list[str], runs_dir: str) -> list[str]:
+    command = [sys.executable, "-m", "cbrun", "train", *configs, "--quiet", "--runs-dir", runs_dir]
     for override in overrides:
         command += ["--set", override]
     return command
@@ -95,7 +100,7 @@ def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> 
     pool = ThreadPoolExecutor(max_workers=resources.workers or 1)
     try:
         futures = {
-            pool.submit(run_trial, job.config, job.overrides, job.runs_dir): job.index
+            pool.submit(run_trial, job.configs, job.overrides, job.runs_dir): job.index
             for job in jobs
         }
         for future in as_completed(futures):
@@ -118,7 +123,7 @@ def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> d
         while waiting or running:
             while waiting and len(running) < limit:
                 job = waiting.pop(0)
-                running[task.remote(job.config, job.overrides, job.runs_dir)] = job.index
+                running[task.remote(job.configs, job.overrides, job.runs_dir)] = job.index
             finished, _ = ray.wait(list(running), num_returns=1)
             for ref in finished:
                 index = running.pop(ref)

@@ -24,7 +24,14 @@ from typing import Any
 
 from cbrun.core.errors import CbrunError
 from cbrun.experiment.sweep_space import Distribution, Trial
-from cbrun.sweeps.executors import Resources, TrialJob, outcome, stop_trial, train_command
+from cbrun.sweeps.executors import (
+    Resources,
+    TrialJob,
+    config_files,
+    outcome,
+    stop_trial,
+    train_command,
+)
 from cbrun.sweeps.tune import _new_run_dir
 
 STUDY_FILE = "optuna.journal"
@@ -215,11 +222,11 @@ def _start(study, space, record, slot, check, sweep_dir) -> tuple[Any, _Running 
     except CbrunError as error:
         return trial, {"exit_code": 2, "run_dir": None, "error": error.message}
     overrides = record["overrides"] + Trial(slot, item["params"]).overrides()
-    job = TrialJob(slot, record["config"], overrides, str(sweep_dir))
+    job = TrialJob(slot, config_files(record), overrides, str(sweep_dir))
     out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     before = set(Path(job.runs_dir).glob("*/*"))
     process = subprocess.Popen(
-        train_command(job.config, job.overrides, job.runs_dir),
+        train_command(job.configs, job.overrides, job.runs_dir),
         stdout=out,
         stderr=err,
         text=True,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cbrun.experiment.sweep_space import Trial
-from cbrun.sweeps.executors import Resources, TrialJob, import_ray
+from cbrun.sweeps.executors import Resources, TrialJob, config_files, import_ray
 from cbrun.sweeps.optuna_search import (
     STUDY_NAME,
     Finished,
@@ -61,7 +61,7 @@ def run_study_on_ray(
         study_name=STUDY_NAME,
         storage=journal(sweep_dir),
     )
-    base = TrialJob(-1, record["config"], record["overrides"], str(sweep_dir))
+    base = TrialJob(-1, config_files(record), record["overrides"], str(sweep_dir))
     results, details = fit_trials(
         functools.partial(_job_at, space, base),
         resources,
@@ -94,7 +94,7 @@ def run_study_on_ray(
 def _job_at(space: Space, base: TrialJob, config: dict[str, Any]) -> TrialJob:
     """The trial process of a point `OptunaSearch` suggested (its values as Optuna keeps them)."""
     overrides = base.overrides + Trial(base.index, space.decode(config)).overrides()
-    return TrialJob(base.index, base.config, overrides, base.runs_dir)
+    return TrialJob(base.index, base.configs, overrides, base.runs_dir)
 
 
 def _params(config: dict[str, Any], space: Space) -> dict[str, Any]:

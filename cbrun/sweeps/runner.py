@@ -36,7 +36,7 @@ from cbrun.experiment.sweep_space import (
     parse_random_flag,
     probe_trials,
 )
-from cbrun.sweeps.executors import Resources, TrialJob, execute, import_ray
+from cbrun.sweeps.executors import Resources, TrialJob, config_files, execute, import_ray
 from cbrun.sweeps.mlflow_parent import end_parent_run, start_parent_run
 from cbrun.sweeps.tune import SCHEDULERS
 
@@ -55,26 +55,27 @@ class SweepResult:
 
 
 def start_sweep(
-    config_path: Path,
+    config_paths: list[Path],
     overrides: list[str],
     sweep: SweepSection,
     resources: Resources,
     runs_dir: Path | None = None,
 ) -> SweepResult:
     """Expand `sweep` over the config, check every trial, then run them in a new sweep dir."""
-    config, _ = load_config(config_path, overrides)
+    config, _ = load_config(config_paths, overrides)
     _check_search(sweep.checked().model_dump(), resources)
     trials = expand(sweep, config.experiment.seed)
-    config_file = str(config_path.resolve())
+    configs = [str(path.resolve()) for path in config_paths]
     # Optuna picks its points as it runs: check every key at each of its values or ends.
     checked = probe_trials(sweep) if sweep.search == "optuna" else trials
-    max_epochs = _validate_trials(config_file, overrides, checked)
+    max_epochs = _validate_trials(configs, overrides, checked)
     parent = Path(runs_dir or config.output.runs_dir).resolve() / config.experiment.name
     sweep_dir = create_run_dir(parent, "sweeps")
     record = {
         "status": "running",
         "experiment": config.experiment.name,
-        "config": config_file,
+        "config": configs[0],
+        "configs": configs,  # later ones merged over earlier ones, as `cbrun train` does
         "overrides": list(overrides),
         "metric": sweep.metric,
         "direction": sweep.resolved_direction,
@@ -101,7 +102,7 @@ def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
     _check_search(record["search"], resources)
     trials = [Trial(i, item["params"]) for i, item in enumerate(record["trials"])]
     todo = [t for t in trials if record["trials"][t.index]["status"] not in FINISHED]
-    _validate_trials(record["config"], record["overrides"], todo)
+    _validate_trials(config_files(record), record["overrides"], todo)
     record["status"] = "running"
     return _run(sweep_dir, record, resources)
 
@@ -124,7 +125,7 @@ def _check_search(search: dict[str, Any], resources: Resources) -> None:
         _import_tune("sweep.search `optuna` with --backend ray")
 
 
-def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]) -> int:
+def _validate_trials(configs: list[str], overrides: list[str], trials: list[Trial]) -> int:
     """Load every trial's config before any runs: the first bad one names the trial and key.
 
     Returns the most epochs any trial trains (where an early-stopping scheduler's rungs end).
@@ -132,7 +133,7 @@ def _validate_trials(config_file: str, overrides: list[str], trials: list[Trial]
     epochs = 1
     for trial in trials:
         try:
-            config, _ = load_config(Path(config_file), overrides + trial.overrides())
+            config, _ = load_config([Path(c) for c in configs], overrides + trial.overrides())
         except CbrunError as error:
             raise CbrunError(
                 f"{trial.name} ({_params_text(trial.params)}): {error.message}", hint=error.hint
@@ -161,7 +162,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
     for index in todo:
         items[index].update(status="running", attempts=items[index]["attempts"] + 1)
         overrides = record["overrides"] + Trial(index, items[index]["params"]).overrides()
-        jobs.append(TrialJob(index, record["config"], overrides, str(sweep_dir)))
+        jobs.append(TrialJob(index, config_files(record), overrides, str(sweep_dir)))
     write_json_atomic(sweep_dir / SWEEP_RECORD, record)
     clock = Stopwatch()
 
@@ -191,7 +192,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
             from cbrun.sweeps.optuna_search import run_study
 
             def check(trial: Trial) -> None:
-                _validate_trials(record["config"], record["overrides"], [trial])
+                _validate_trials(config_files(record), record["overrides"], [trial])
 
             record["backend"] |= run_study(sweep_dir, record, todo, resources, finished, check)
         elif resources.scheduler:
@@ -410,7 +411,7 @@ def _value_text(value: Any) -> str:
 
 
 def plan_search(
-    config_path: Path,
+    config_paths: list[Path],
     overrides: list[str],
     grid: list[str],
     random: list[str],
@@ -421,7 +422,7 @@ def plan_search(
     pruner: str | None = None,
 ) -> SweepSection:
     """The config's `sweep:` section with the command's flags merged in (flags win per key)."""
-    config, _ = load_config(config_path, overrides)
+    config, _ = load_config(config_paths, overrides)
     section = config.sweep or SweepSection()
     for flag, value, choices in (("search", search, SEARCHES), ("pruner", pruner, PRUNERS)):
         if value is not None and value not in choices:
@@ -450,7 +451,7 @@ def plan_search(
 
 
 def sweep_command(
-    config_path: Path | None,
+    config_paths: list[Path] | None,
     overrides: list[str],
     search: dict[str, Any],
     resources: Resources,
@@ -471,12 +472,12 @@ def sweep_command(
     if resources.scheduler:
         _import_tune()
     if resume is None:
-        if config_path is None:
+        if not config_paths:
             raise CbrunError("give an experiment file, or --resume SWEEP_DIR")
         return start_sweep(
-            config_path,
+            config_paths,
             overrides,
-            plan_search(config_path, overrides, **search),
+            plan_search(config_paths, overrides, **search),
             resources,
             runs_dir,
         )
@@ -487,8 +488,10 @@ def sweep_command(
             f"--resume runs the trials stored in {resume / SWEEP_RECORD}; drop {flags}"
         )
     record = read_json(resume / SWEEP_RECORD)
-    if config_path is not None and str(config_path.resolve()) != record["config"]:
+    given_files = [str(path.resolve()) for path in config_paths or []]
+    if given_files and given_files != config_files(record):
         raise CbrunError(
-            f"--resume {resume}: that sweep is of {record['config']}, not {config_path}"
+            f"--resume {resume}: that sweep is of {' '.join(config_files(record))}, not "
+            f"{' '.join(map(str, config_paths or []))}"
         )
     return resume_sweep(resume, resources)

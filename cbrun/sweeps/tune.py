@@ -175,7 +175,7 @@ def _trainable(tune: Any) -> type:
             self.out = tempfile.TemporaryFile("w+")
             self.err = tempfile.TemporaryFile("w+")
             self.process = subprocess.Popen(
-                command_for(self.job.config, self.job.overrides, self.job.runs_dir),
+                command_for(self.job.configs, self.job.overrides, self.job.runs_dir),
                 stdout=self.out,
                 stderr=self.err,
                 text=True,

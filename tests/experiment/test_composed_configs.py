@@ -115,3 +115,22 @@ def test_version_names_cbrun_tensorflow_keras_and_python(cli):
     assert result.exit_code == 0
     names = [line.split()[0] for line in result.stdout.splitlines()]
     assert names == ["cbrun", "tensorflow", "keras", "python"]
+
+
+def test_a_sweep_of_several_files_trains_every_trial_on_the_merged_config(cli, tmp_path):
+    base = write(tmp_path / "base.yaml", merge(BASE, {"output": {"runs_dir": str(tmp_path)}}))
+    small = write(tmp_path / "small.yaml", {"data": {"samples": 120}, "training": {"epochs": 1}})
+    result = cli("sweep", base, small, "--grid", "compile.optimizer.learning_rate=0.01,0.02")
+    assert result.exit_code == 0, result.stderr
+    sweep_dir = tmp_path / result.stdout.strip()
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    assert record["configs"] == [str(base.resolve()), str(small.resolve())]
+    for trial in record["trials"]:
+        run = sweep_dir / trial["run_dir"]
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        assert config["data"]["samples"] == 120 and config["training"]["epochs"] == 1
+        assert json.loads((run / "run.json").read_text())["config_files"] == record["configs"]
+
+    other = cli("sweep", base, "--resume", sweep_dir)
+    assert other.exit_code == 2
+    assert f"that sweep is of {base.resolve()} {small.resolve()}, not {base}" in other.stderr
