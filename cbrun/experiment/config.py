@@ -18,7 +18,7 @@ from cbrun import registry
 from cbrun.compute.distribution import DistributionSection
 from cbrun.compute.speed import PipelineSection, Precision
 from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
-from cbrun.core.fields import InputFile, InputFolder, StrictModel, number_not_bool
+from cbrun.core.fields import InputFile, InputFolder, InputPattern, StrictModel, number_not_bool
 from cbrun.experiment.sweep_space import SweepSection
 from cbrun.experiment.yaml_source import (
     Document,
@@ -304,12 +304,16 @@ def resolve_input_files(config: ExperimentBase, document: Document) -> None:
         for name, field in type(params).model_fields.items():
             value = getattr(params, name)
             folder = any(m is InputFolder for m in field.metadata)
-            if value is None or not (folder or any(m is InputFile for m in field.metadata)):
+            pattern = any(m is InputPattern for m in field.metadata)
+            if value is None or not (folder or pattern or InputFile in field.metadata):
                 continue
             resolved = Path(os.path.expanduser(str(value)))
             if not resolved.is_absolute():
                 base_dir = Path(document.file_of((section, name))).parent
                 resolved = (base_dir / resolved).resolve()
+            if pattern:
+                setattr(params, name, str(resolved))
+                continue
             if not (resolved.is_dir() if folder else resolved.is_file()):
                 where = document.where((section, name))
                 kind = "folder" if folder else "file"

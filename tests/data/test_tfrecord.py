@@ -1,0 +1,159 @@
+"""The tfrecord source on records these tests write with tf.io.TFRecordWriter: it trains,
+resumes, evaluates and predicts, and every bad path or declaration is exit 2 naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import run_dirs
+
+CLASSES = ("ant", "bee", "cat")
+HOOK = """
+import os
+import signal
+
+
+def stop_in_epoch_2(batch, logs):
+    if os.environ.get("TFRECORD_STOP") and batch == 1:
+        os.kill(os.getpid(), signal.SIGTERM)
+"""
+
+
+def write_records(path, count: int, seed: int) -> None:
+    """An easy task: the class is the coordinate of `x` raised by 3; `noise` is noise."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(seed)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for _ in range(count):
+            label = int(rng.integers(len(CLASSES)))
+            x = rng.normal(size=4).astype("float32")
+            x[label] += 3
+            feature = {
+                "x": tf.train.Feature(float_list=tf.train.FloatList(value=x)),
+                "noise": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.normal()])),
+                "label": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[CLASSES[label].encode()])
+                ),
+            }
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+
+
+def config(root, **data) -> dict:
+    return {
+        "experiment": {"name": "records", "seed": 3},
+        "output": {"runs_dir": str(root / "runs")},
+        "data": {
+            "type": "tfrecord",
+            "path": "records/part-*.tfrecord",
+            "features": {"x": {"dtype": "float32", "shape": [4]}, "noise": {"dtype": "float32"}},
+            "label": "label",
+            "split": {"validation": 0.2, "test": 0.2},
+            **data,
+        },
+        "model": {"type": "mlp", "units": [16]},
+        "compile": {"optimizer": {"name": "adam", "learning_rate": 0.02}},
+        "training": {"epochs": 3, "batch_size": 16},
+    }
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tfrecord")
+    (root / "records").mkdir()
+    write_records(root / "records" / "part-0.tfrecord", 150, seed=1)
+    write_records(root / "records" / "part-1.tfrecord", 150, seed=2)
+    (root / "not-records.tfrecord").write_bytes(b"this is not a TFRecord file at all")
+    return root
+
+
+@pytest.fixture(scope="module")
+def resumed(folder):
+    """A run stopped by SIGTERM in epoch 2, then resumed to the end."""
+    from cbrun.run.resume import resume_run
+    from cbrun.run.train import train
+
+    (folder / "records_hook.py").write_text(HOOK)
+    text = config(folder)
+    text["callbacks"] = [{"type": "lambda", "on_train_batch_end": "records_hook:stop_in_epoch_2"}]
+    path = folder / "records.yaml"
+    path.write_text(yaml.safe_dump(text, sort_keys=False))
+    os.environ["TFRECORD_STOP"] = "1"
+    try:
+        stopped = train(path, quiet=True)
+    finally:
+        del os.environ["TFRECORD_STOP"]
+    assert stopped.exit_code == 128 + signal.SIGTERM, stopped.record.get("error")
+    result = resume_run(stopped.run_dir, quiet=True, allow_imports=True)
+    assert result.exit_code == 0, result.record.get("error")
+    return result
+
+
+def test_records_train_and_resume_to_high_accuracy(resumed):
+    record = resumed.record
+    assert record["status"] == "completed" and record["epochs_completed"] == 3
+    assert [s["status"] for s in record["segments"]] == ["interrupted", "completed"]
+    assert record["test_metrics"]["accuracy"] >= 0.85  # three classes; chance is 0.33
+    data = json.loads((resumed.run_dir / "data.json").read_text())
+    assert data["class_names"] == list(CLASSES)
+    assert data["input_shape"] == [5]
+    assert data["feature_names"] == ["x[0]", "x[1]", "x[2]", "x[3]", "noise"]
+    assert data["samples"] == {"train": 180, "validation": 60, "test": 60}
+    assert data["records"] == {"train": 300} and data["fingerprint"]["files"] == 2
+    history = json.loads((resumed.run_dir / "history.json").read_text())
+    assert history["epoch"] == [1, 2, 3]
+
+
+def test_eval_and_predict_rebuild_the_records(resumed, cli, folder):
+    evaluated = cli("eval", resumed.run_dir)
+    assert evaluated.exit_code == 0, evaluated.stderr
+    written = json.loads(next(resumed.run_dir.glob("eval-test-*.json")).read_text())
+    assert written["metrics"]["accuracy"] == pytest.approx(
+        resumed.record["test_metrics"]["accuracy"]
+    )
+    x = np.zeros((3, 5), dtype="float32")
+    x[np.arange(3), np.arange(3)] = 4.0
+    np.savez(folder / "new.npz", x=x)
+    predicted = cli("predict", resumed.run_dir, folder / "new.npz")
+    assert predicted.exit_code == 0, predicted.stderr
+    assert [row.split(",")[-1] for row in predicted.stdout.split()[1:]] == list(CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"path": "records/none-*.tfrecord"}, "data.path: no TFRecord file matches"),
+        ({"path": "not-records.tfrecord"}, "not-records.tfrecord is not a file of tf.train"),
+        (
+            {"features": {"z": {"dtype": "float32", "shape": [4]}}},
+            "data.features.z: the records in",
+        ),
+        ({"label": "lable"}, "no feature `lable`. Did you mean `label`?"),
+        (
+            {"features": {"x": {"dtype": "int64", "shape": [4]}}},
+            "data.features.x: declared int64 of shape [4] (4 values), but the records in",
+        ),
+        (
+            {"features": {"x": {"dtype": "float32", "shape": [2, 3]}}},
+            "(6 values), but the records in",
+        ),
+    ],
+)
+def test_bad_records_or_declarations_are_refused(folder, cli, data, expected):
+    text = config(folder)
+    text["data"].update(data)
+    path = folder / "bad.yaml"
+    path.write_text(yaml.safe_dump(text, sort_keys=False))
+    before = run_dirs(folder / "runs")
+    result = cli("train", path)
+    assert result.exit_code == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_dirs(folder / "runs") == before
