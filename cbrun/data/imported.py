@@ -23,6 +23,7 @@ from cbrun.data.base import (
     DataParams,
     Dataset,
     Split,
+    SplitParams,
     Stream,
     check_arrays,
     labels_of,
@@ -69,7 +70,7 @@ def imported(params: ImportDataParams, seed: int) -> Dataset:
         return make_dataset(
             x, y, params, seed, params.task, source=source, **_class_info(params, None)
         )
-    if "split" in params.model_fields_set:
+    if params.split != SplitParams():  # the default is left alone: a saved config holds it
         raise CbrunError(
             f"data.split: {params.function} returns its own splits; `split` applies only to "
             "(x, y) arrays: remove it, or return (x, y)"

@@ -74,7 +74,7 @@ def train(
     strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
     import_keras(config.experiment.seed, config.experiment.deterministic)
     with located(document, "data"):  # errors found in the data name the config line
-        dataset = build_dataset(config)
+        dataset = build_dataset(config, config_dir=config_path.resolve().parent)
     with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 
