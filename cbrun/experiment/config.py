@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, ValidationError, create_model
 
 from cbrun import registry
 from cbrun.compute.distribution import DistributionSection
@@ -107,6 +107,12 @@ class TrainingSection(StrictModel):
     precision: Precision = Field(
         "float32",
         description="Keras dtype policy of the model's layers; the output layer stays float32.",
+    )
+    class_weight: Literal["balanced"] | dict[int | str, PositiveFloat] | None = Field(
+        None,
+        description="Weigh each class's loss: `balanced` (n_samples / (n_classes * count) over "
+        "the training split) or `{class: weight}` by class name or index (others weigh 1); "
+        "classification only.",
     )
     pipeline: PipelineSection | None = Field(
         None, description="Feed `fit` from a tf.data pipeline with these options."
