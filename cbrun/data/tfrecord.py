@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import math
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,7 @@ from cbrun.data.image_directory import fingerprint
 from cbrun.data.streaming import positional_stream
 from cbrun.registry import datasets
 
+SCAN_BATCH = 1024  # records parsed at once by the checking pass
 KINDS = {"float_list": "float32", "int64_list": "int64", "bytes_list": "string"}
 
 
@@ -78,15 +80,19 @@ class TfrecordParams(DataParams):
             return shape or (1,)
         return (sum(spec.size for spec in self.features.values()),)
 
+    def feature_spec(self) -> dict[str, Any]:
+        import tensorflow as tf
+
+        return {
+            name: tf.io.FixedLenFeature(feature.shape, getattr(tf, feature.dtype))
+            for name, feature in self.features.items()
+        }
+
     def parse(self, records: Any) -> Any:
         """A batch of serialized records as one float32 feature batch of `input_shape`."""
         import tensorflow as tf
 
-        spec = {
-            name: tf.io.FixedLenFeature(feature.shape, getattr(tf, feature.dtype))
-            for name, feature in self.features.items()
-        }
-        parsed = tf.io.parse_example(records, spec)
+        parsed = tf.io.parse_example(records, self.feature_spec())
         if len(self.features) == 1:
             x = tf.cast(parsed[next(iter(self.features))], tf.float32)
             return tf.reshape(x, (-1, *self.input_shape))
@@ -170,26 +176,32 @@ def _scan(params: TfrecordParams, files: list[str]) -> np.ndarray:
     label_spec = None
     labels: list[np.ndarray] = []
     for path in files:
+        start = len(labels)
         first = _first_record(path)
         if first is None:
             continue
         _check_record(params, first, path)
         if label_spec is None:
             label_spec = _label_spec(first.features.feature[params.label])
-        spec = {"label": label_spec}
+        spec = {**params.feature_spec(), params.label: label_spec}
 
         def read(records: Any, spec: dict = spec) -> Any:
-            params.parse(records)  # raises for a record unlike the declaration
-            return tf.io.parse_example(records, spec)["label"]
+            parsed = tf.io.parse_example(records, spec)
+            # Every feature must reach an output, or tf.data would never parse (check) it.
+            sums = [tf.reduce_sum(tf.cast(parsed[name], tf.float32)) for name in params.features]
+            return parsed[params.label], tf.add_n(sums)
 
         try:
-            for batch in tf.data.TFRecordDataset(path).batch(1024).map(read).as_numpy_iterator():
-                labels.append(batch)
+            for batch, _ in tf.data.TFRecordDataset(path).batch(SCAN_BATCH).map(read):
+                labels.append(batch.numpy())
         except tf.errors.OpError as error:
             message = error.message.strip().splitlines()[0]
+            found = re.search(r"Key: (\w+), Index: (\d+)\.\s+(.*?)(?:\s+\[\[|$)", message)
+            if found:
+                number = sum(map(len, labels[start:])) + int(found.group(2)) + 1
+                message = f"record {number}, feature `{found.group(1)}`: {found.group(3)}"
             raise CbrunError(
-                f"data.features: a record in {path} does not match the declared features or "
-                f"label: {message}"
+                f"data.features: a record of {path} does not match the declared features: {message}"
             ) from None
     if not labels:
         raise CbrunError(f"data.path: no records in {', '.join(files)}")

@@ -23,16 +23,19 @@ def stop_in_epoch_2(batch, logs):
 """
 
 
-def write_records(path, count: int, seed: int) -> None:
-    """An easy task: the class is the coordinate of `x` raised by 3; `noise` is noise."""
+def write_records(path, count: int, seed: int, short: int | None = None) -> None:
+    """An easy task: the class is the coordinate of `x` raised by 3; `noise` is noise.
+    Record number `short` (from 0) has one `x` value too few."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for _ in range(count):
+        for index in range(count):
             label = int(rng.integers(len(CLASSES)))
             x = rng.normal(size=4).astype("float32")
             x[label] += 3
+            if index == short:
+                x = x[:3]
             feature = {
                 "x": tf.train.Feature(float_list=tf.train.FloatList(value=x)),
                 "noise": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.normal()])),
@@ -68,6 +71,7 @@ def folder(tmp_path_factory):
     (root / "records").mkdir()
     write_records(root / "records" / "part-0.tfrecord", 150, seed=1)
     write_records(root / "records" / "part-1.tfrecord", 150, seed=2)
+    write_records(root / "short.tfrecord", 20, seed=3, short=5)
     (root / "not-records.tfrecord").write_bytes(b"this is not a TFRecord file at all")
     return root
 
@@ -114,6 +118,10 @@ def test_eval_and_predict_rebuild_the_records(resumed, cli, folder):
             "data.features.z: the records in",
         ),
         ({"label": "lable"}, "no feature `lable`. Did you mean `label`?"),
+        (
+            {"path": "short.tfrecord"},
+            "short.tfrecord does not match the declared features: record 6",
+        ),
         (
             {"features": {"x": {"dtype": "int64", "shape": [4]}}},
             "data.features.x: declared int64 of shape [4] (4 values), but the records in",
