@@ -81,7 +81,10 @@ def resumed(folder):
     """A run stopped by SIGTERM in epoch 2, then resumed to the end."""
     (folder / "records_hook.py").write_text(HOOK)
     text = config(folder)
-    text["callbacks"] = [{"type": "lambda", "on_train_batch_end": "records_hook:stop_in_epoch_2"}]
+    text["callbacks"] = [
+        {"type": "lambda", "on_train_batch_end": "records_hook:stop_in_epoch_2"},
+        {"type": "gradient_norm_logger", "batch_size": 8},  # reads samples from the stream
+    ]
     path = folder / "records.yaml"
     path.write_text(yaml.safe_dump(text, sort_keys=False))
     return stopped_then_resumed(path, "TFRECORD_STOP")
@@ -99,6 +102,7 @@ def test_records_train_and_resume_to_high_accuracy(resumed):
     assert data["records"] == {"train": 300} and data["fingerprint"]["files"] == 2
     history = json.loads((resumed.run_dir / "history.json").read_text())
     assert history["epoch"] == [1, 2, 3]
+    assert len(history["grad_norm"]) == 3 and all(v > 0 for v in history["grad_norm"])
 
 
 def test_eval_and_predict_rebuild_the_records(resumed, cli, folder):
