@@ -164,8 +164,14 @@ def _user_stream(params: ImportDataParams, part: Any, where: str, seed: int) -> 
             f"got {_describe(part)}"
         )
     spec = part.element_spec
-    if not isinstance(spec, tuple) or len(spec) != 2:
-        raise CbrunError(f"{where}: the tf.data.Dataset must give (x, y) pairs; it gives {spec}")
+    if (
+        not isinstance(spec, tuple)
+        or len(spec) != 2
+        or not all(isinstance(item, tf.TensorSpec) for item in spec)
+    ):
+        raise CbrunError(
+            f"{where}: the tf.data.Dataset must give (x, y) pairs of tensors; it gives {spec}"
+        )
     if spec[0].shape.rank and spec[0].shape[0] is None:  # batched: used as it is
         _no_limit(params, where, "a batched tf.data.Dataset")
         return _batched_stream(part, params, where)
