@@ -20,10 +20,11 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import InputPattern, StrictModel
 from cbrun.data.base import DataParams, Dataset, limit_arrays, split_arrays
-from cbrun.data.image_directory import fingerprint
+from cbrun.data.image_directory import fingerprint, quiet_tensorflow
 from cbrun.data.streaming import positional_stream
 from cbrun.registry import datasets
 
+RECORD_SUFFIXES = (".tfrecord", ".tfrec")
 SCAN_BATCH = 1024  # records parsed at once by the checking pass
 KINDS = {"float_list": "float32", "int64_list": "int64", "bytes_list": "string"}
 
@@ -79,6 +80,36 @@ class TfrecordParams(DataParams):
             shape = tuple(next(iter(self.features.values())).shape)
             return shape or (1,)
         return (sum(spec.size for spec in self.features.values()),)
+
+    def prediction_inputs(self, paths: list[Path]) -> tuple[list[str], np.ndarray] | None:
+        """TFRecord files (`.tfrecord`, `.tfrec`), read with the run's declared features (a
+        label is not needed); each record is named `file#number` (from 1)."""
+        if not all(path.suffix.lower() in RECORD_SUFFIXES for path in paths):
+            return None
+        tf = quiet_tensorflow()
+        names: list[str] = []
+        batches: list[np.ndarray] = []
+        for path in paths:
+            if not path.is_file():
+                raise CbrunError(f"{path}: no such file")
+            try:
+                found = list(
+                    tf.data.TFRecordDataset(str(path))
+                    .batch(256)
+                    .map(self.parse)
+                    .as_numpy_iterator()
+                )
+            except tf.errors.OpError as error:
+                reason = error.message.strip().splitlines()[0]
+                raise CbrunError(
+                    f"{path}: cannot read its records with the run's features: {reason}"
+                ) from None
+            count = sum(map(len, found))
+            names.extend(f"{path}#{number}" for number in range(1, count + 1))
+            batches.extend(found)
+        if not batches:
+            raise CbrunError(f"{', '.join(map(str, paths))}: no records")
+        return names, np.concatenate(batches)
 
     def feature_spec(self) -> dict[str, Any]:
         import tensorflow as tf

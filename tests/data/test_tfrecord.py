@@ -23,12 +23,13 @@ def stop_in_epoch_2(batch, logs):
 """
 
 
-def write_records(path, count: int, seed: int, short: int | None = None) -> None:
+def write_records(path, count: int, seed: int, short: int | None = None) -> list[str]:
     """An easy task: the class is the coordinate of `x` raised by 3; `noise` is noise.
     Record number `short` (from 0) has one `x` value too few."""
     import tensorflow as tf
 
     rng = np.random.default_rng(seed)
+    written = []
     with tf.io.TFRecordWriter(str(path)) as writer:
         for index in range(count):
             label = int(rng.integers(len(CLASSES)))
@@ -45,6 +46,8 @@ def write_records(path, count: int, seed: int, short: int | None = None) -> None
             }
             example = tf.train.Example(features=tf.train.Features(feature=feature))
             writer.write(example.SerializeToString())
+            written.append(CLASSES[label])
+    return written
 
 
 def config(root, **data) -> dict:
@@ -70,7 +73,9 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("tfrecord")
     (root / "records").mkdir()
     write_records(root / "records" / "part-0.tfrecord", 150, seed=1)
-    write_records(root / "records" / "part-1.tfrecord", 150, seed=2)
+    (root / "part-1-labels.txt").write_text(
+        "\n".join(write_records(root / "records" / "part-1.tfrecord", 150, seed=2))
+    )
     write_records(root / "short.tfrecord", 20, seed=3, short=5)
     (root / "not-records.tfrecord").write_bytes(b"this is not a TFRecord file at all")
     return root
@@ -105,11 +110,17 @@ def test_records_train_and_resume_to_high_accuracy(resumed):
     assert len(history["grad_norm"]) == 3 and all(v > 0 for v in history["grad_norm"])
 
 
-def test_eval_and_predict_rebuild_the_records(resumed, cli, folder):
+def test_eval_and_predict_rebuild_the_records_and_read_new_ones(resumed, cli, folder):
     x = np.zeros((3, 5), dtype="float32")
     x[np.arange(3), np.arange(3)] = 4.0
     np.savez(folder / "new.npz", x=x)
     assert_eval_and_predict(cli, resumed.run_dir, folder / "new.npz", list(CLASSES))
+    records = cli("predict", resumed.run_dir, folder / "records" / "part-1.tfrecord")
+    assert records.exit_code == 0, records.stderr
+    rows = [row.split(",") for row in records.stdout.split()[1:]]
+    assert [row[0].rsplit("#")[-1] for row in rows] == [str(n) for n in range(1, 151)]
+    truth = (folder / "part-1-labels.txt").read_text().split()
+    assert np.mean([row[-1] == label for row, label in zip(rows, truth, strict=True)]) >= 0.85
 
 
 @pytest.mark.parametrize(
