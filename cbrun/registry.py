@@ -198,6 +198,8 @@ datasets = Registry(
         "cbrun.data.npz",
         "cbrun.data.digits",
         "cbrun.data.image_directory",
+        "cbrun.data.tfrecord",
+        "cbrun.data.imported",
     ),
 )
 schedules = Registry(

@@ -208,3 +208,45 @@ def probe_commands(commands: list[list[str]]) -> tuple[dict[str, Any], subproces
     )
     line = next(x for x in result.stdout.splitlines() if x.startswith("PROBE"))
     return json.loads(line.removeprefix("PROBE")), result
+
+
+def stopped_then_resumed(config: Path, flag: str) -> Any:
+    """Train `config`, whose hook sends SIGTERM in epoch 2 while env var `flag` is set, then
+    resume it (imports allowed) to the end; the resumed run's TrainResult."""
+    import signal
+
+    from cbrun.run.resume import resume_run
+    from cbrun.run.train import train
+
+    os.environ[flag] = "1"
+    try:
+        stopped = train(config, quiet=True)
+    finally:
+        del os.environ[flag]
+    assert stopped.exit_code == 128 + signal.SIGTERM, stopped.record.get("error")
+    result = resume_run(stopped.run_dir, quiet=True, allow_imports=True)
+    assert result.exit_code == 0, result.record.get("error")
+    assert [s["status"] for s in result.record["segments"]] == ["interrupted", "completed"]
+    return result
+
+
+def assert_refused(cli: Any, config: Path, runs: Path, expected: str) -> None:
+    """`cbrun train config` is exit 2 with `expected` in one message, and leaves no run."""
+    before = run_dirs(runs)
+    result = cli("train", config)
+    assert result.exit_code == 2, result.stderr
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert run_dirs(runs) == before
+
+
+def assert_eval_and_predict(cli: Any, run: Path, inputs: Path, expected: list[str], *flags: str):
+    """`cbrun eval RUN` repeats the test accuracy; `cbrun predict RUN inputs` the classes."""
+    evaluated = cli("eval", run, *flags)
+    assert evaluated.exit_code == 0, evaluated.stderr
+    written = json.loads(next(run.glob("eval-test-*.json")).read_text())
+    trained = json.loads((run / "run.json").read_text())["test_metrics"]["accuracy"]
+    assert abs(written["metrics"]["accuracy"] - trained) < 1e-6
+    predicted = cli("predict", run, inputs, *flags)
+    assert predicted.exit_code == 0, predicted.stderr
+    assert [row.split(",")[-1] for row in predicted.stdout.split()[1:]] == expected

@@ -65,6 +65,11 @@ class InputFolder:
     """Marker on a params field holding a user folder; resolved like `InputFile`."""
 
 
+class InputPattern:
+    """Marker on a params field holding a user file or a glob of files; resolved like
+    `InputFile`, checked by the source (which says when no file matches)."""
+
+
 ImportPath = Annotated[
     str,
     Field(

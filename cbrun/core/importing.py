@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from cbrun.core.errors import CbrunError
+from cbrun.core.errors import CbrunError, did_you_mean
 
 _REFUSED_SOURCE: ContextVar[str | None] = ContextVar("cbrun_refused_source", default=None)
 
@@ -67,5 +67,8 @@ def import_object(path: str, key: str) -> Any:
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise CbrunError(f"{key}: `{module_name}` has no attribute `{attribute}`") from None
+            names = [name for name in dir(target) if not name.startswith("_")]
+            raise CbrunError(
+                f"{key}: `{module_name}` has no attribute `{attribute}`.{did_you_mean(part, names)}"
+            ) from None
     return target

@@ -101,7 +101,7 @@ class ImageDirectoryParams(DataParams):
 
     def load_images(self, paths: np.ndarray) -> np.ndarray:
         """Decode and resize these files eagerly, as training does (for samples and predict)."""
-        tf = _tensorflow()
+        tf = quiet_tensorflow()
 
         if not len(paths):
             return np.zeros((0, *self.sample_shape), dtype="float32")
@@ -136,8 +136,8 @@ class ImageDirectoryParams(DataParams):
         return decode
 
 
-def _tensorflow() -> Any:
-    """TensorFlow, imported (if `predict` reads images before loading the model) without its
+def quiet_tensorflow() -> Any:
+    """TensorFlow, imported (if `predict` reads inputs before loading the model) without its
     native start-up chatter."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with quiet_native_logs():

@@ -12,13 +12,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, PositiveInt, ValidationError, create_model
+from pydantic import BaseModel, Field, PositiveFloat, PositiveInt, ValidationError, create_model
 
 from cbrun import registry
 from cbrun.compute.distribution import DistributionSection
 from cbrun.compute.speed import PipelineSection, Precision
 from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
-from cbrun.core.fields import InputFile, InputFolder, StrictModel, number_not_bool
+from cbrun.core.fields import InputFile, InputFolder, InputPattern, StrictModel, number_not_bool
 from cbrun.experiment.sweep_space import SweepSection
 from cbrun.experiment.yaml_source import (
     Document,
@@ -107,6 +107,12 @@ class TrainingSection(StrictModel):
     precision: Precision = Field(
         "float32",
         description="Keras dtype policy of the model's layers; the output layer stays float32.",
+    )
+    class_weight: Literal["balanced"] | dict[int | str, PositiveFloat] | None = Field(
+        None,
+        description="Weigh each class's loss: `balanced` (n_samples / (n_classes * count) over "
+        "the training split) or `{class: weight}` by class name or index (others weigh 1); "
+        "classification only.",
     )
     pipeline: PipelineSection | None = Field(
         None, description="Feed `fit` from a tf.data pipeline with these options."
@@ -304,12 +310,16 @@ def resolve_input_files(config: ExperimentBase, document: Document) -> None:
         for name, field in type(params).model_fields.items():
             value = getattr(params, name)
             folder = any(m is InputFolder for m in field.metadata)
-            if value is None or not (folder or any(m is InputFile for m in field.metadata)):
+            pattern = any(m is InputPattern for m in field.metadata)
+            if value is None or not (folder or pattern or InputFile in field.metadata):
                 continue
             resolved = Path(os.path.expanduser(str(value)))
             if not resolved.is_absolute():
                 base_dir = Path(document.file_of((section, name))).parent
                 resolved = (base_dir / resolved).resolve()
+            if pattern:
+                setattr(params, name, str(resolved))
+                continue
             if not (resolved.is_dir() if folder else resolved.is_file()):
                 where = document.where((section, name))
                 kind = "folder" if folder else "file"

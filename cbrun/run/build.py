@@ -41,7 +41,9 @@ def import_keras(seed: int | None = None, deterministic: bool = False) -> Any:
     return keras
 
 
-def build_dataset(config: Any) -> Dataset:
+def build_dataset(config: Any, config_dir: Path | None = None) -> Dataset:
+    """The config's data; `config_dir` is importable for `import` data."""
+    _importable(config_dir)
     component = registry.datasets.get(config.data.type)
     return component.factory(config.data, config.experiment.seed)
 
@@ -56,8 +58,7 @@ def resolve_compile_defaults(config: Any, dataset: Dataset) -> None:
 def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -> Any:
     """Build and compile the model; `config_dir` is importable for `import` models."""
     keras = import_keras()
-    if config_dir is not None and str(config_dir) not in sys.path:
-        sys.path.insert(0, str(config_dir))
+    _importable(config_dir)
     with dtype_policy(config.training.precision):
         model = registry.models.get(config.model.type).factory(config.model, dataset)
     for params in config.callbacks:  # callbacks that add layers, e.g. augmentation
@@ -79,6 +80,11 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
     except (ValueError, TypeError) as error:
         raise CbrunError(f"compile: {error}") from None
     return model
+
+
+def _importable(folder: Path | None) -> None:
+    if folder is not None and str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
 
 def _check_compile_names(keras: Any, section: Any) -> None:

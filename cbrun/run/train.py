@@ -34,6 +34,7 @@ from cbrun.core.run_dir import (
     write_text_atomic,
 )
 from cbrun.data.base import split_size
+from cbrun.data.class_weight import class_weights, fit_class_weight
 from cbrun.data.fingerprint import relative_to, write_listings
 from cbrun.experiment.config import load_config, located, resolved_dict
 from cbrun.experiment.yaml_source import dump_yaml
@@ -78,10 +79,12 @@ def train(
     strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
     import_keras(config.experiment.seed, config.experiment.deterministic)
     with located(document, "data"):  # errors found in the data name the config line
-        dataset = build_dataset(config)
+        dataset = build_dataset(config, config_dir=config_path.resolve().parent)
     if "fingerprint" in dataset.record:  # its paths as the config names them
         folder = config_path.resolve().parent
         dataset.record["fingerprint"] = relative_to(dataset.record["fingerprint"], folder)
+    with located(document, "training"):
+        weights = class_weights(config.training.class_weight, dataset)
     with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 
@@ -97,6 +100,7 @@ def train(
         "epochs_planned": config.training.epochs,
         "epochs_completed": 0,
         "data": dataset.summary(),
+        "class_weight": weights,
         "speed": speed.describe(config, model, split_size(dataset.train)),
         "distribution": describe_strategy(config.distribution, strategy),
         "config_file": str(config_path.resolve()),
@@ -293,6 +297,7 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
         steps_per_epoch=training.steps_per_epoch,
         validation_steps=training.validation_steps if dataset.validation is not None else None,
         validation_freq=training.validation_freq,
+        class_weight=fit_class_weight(record.get("class_weight")),
         callbacks=internal_first + callbacks + internal_last,
         initial_epoch=keeper.epoch,  # > 0 when resumed
         verbose=0,
