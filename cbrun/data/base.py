@@ -107,6 +107,12 @@ class DataParams(StrictModel):
         """Raw feature values as this source hands them to the model (reused by `predict`)."""
         return x
 
+    def file_problems(self) -> list[tuple[str, str]]:
+        """(key under `data`, message) for each problem in the data files that is cheap to
+        find without loading them (a column a table lacks), so `validate` refuses what
+        `train` would; default: none."""
+        return []
+
     def prediction_inputs(self, paths: list[Path]) -> tuple[list[str], np.ndarray] | None:
         """Names and features of new inputs for `cbrun predict`, read as this source reads
         its data; None: the source takes a CSV or NPZ of features (the default)."""

@@ -14,6 +14,7 @@ from cbrun.data.table import (
     MISSING_TOKEN,
     ColumnKind,
     guess_kind,
+    read_header,
     read_table,
     row_names,
     table_columns,
@@ -63,6 +64,30 @@ class CsvParams(FileDataParams):
         None, min_length=1, max_length=1, description="Field separator; default `,` (tab: .tsv)."
     )
 
+    def column_problems(self, columns: list[str], path: str) -> list[tuple[str, str]]:
+        """(key, message) for each column named here that the file at `path` lacks."""
+        named = [("target", self.target)]
+        named += [("features", c) for c in self.features or []]
+        named += [(f"columns.{c}", c) for c in self.columns]
+        named += [("sample_weight", self.sample_weight)] if self.sample_weight else []
+        return [
+            (
+                key,
+                f"{path} has no column `{column}`.{did_you_mean(column, columns)} "
+                f"Columns: {', '.join(columns)}",
+            )
+            for key, column in named
+            if column not in columns
+        ]
+
+    def file_problems(self) -> list[tuple[str, str]]:
+        paths = (self.path, self.validation_path, self.test_path)
+        for path in filter(None, paths):
+            header = read_header(path, self.delimiter)
+            if header is not None and self.column_problems(header, path):
+                return self.column_problems(header, path)
+        return []
+
 
 @datasets.register("csv", CsvParams)
 def csv(params: CsvParams, seed: int) -> Dataset:
@@ -72,17 +97,8 @@ def csv(params: CsvParams, seed: int) -> Dataset:
         keys = ("path", "validation_path", "test_path")
         key = next(k for k in keys if getattr(params, k) == path)
         frame = read_table(path, f"data.{key}", params.delimiter)
-        columns = list(frame.columns)
-        named = [("target", params.target)]
-        named += [("features", c) for c in params.features or []]
-        named += [(f"columns.{c}", c) for c in params.columns]
-        named += [("sample_weight", params.sample_weight)] if params.sample_weight else []
-        for key, column in named:
-            if column not in columns:
-                raise CbrunError(
-                    f"data.{key}: {path} has no column `{column}`."
-                    f"{did_you_mean(column, columns)} Columns: {', '.join(columns)}"
-                )
+        for key, message in params.column_problems(list(frame.columns), path)[:1]:
+            raise CbrunError(f"data.{key}: {message}")
         return frame
 
     main = read_frame(params.path)

@@ -9,6 +9,7 @@ saved inside it (`cbrun.models.table_inputs`), so raw rows go straight to the sa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,6 +46,27 @@ def read_table(path: str | Path, where: str, delimiter: str | None = None) -> An
     return frame
 
 
+def read_header(path: str | Path, delimiter: str | None = None) -> list[str] | None:
+    """The column names of a table file, read cheaply (for `cbrun validate`); None when the
+    file cannot be read so (reading it in full reports why)."""
+    import pandas as pd
+
+    suffix = Path(path).suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet
+
+            return [str(c) for c in pyarrow.parquet.read_schema(path).names]
+        if suffix in (".jsonl", ".ndjson"):
+            with open(path, encoding="utf-8") as handle:
+                first = json.loads(handle.readline())
+            return [str(c) for c in first] if isinstance(first, dict) else None
+        sep = delimiter or ("\t" if suffix == ".tsv" else ",")
+        return [str(c) for c in pd.read_csv(path, sep=sep, nrows=0).columns]
+    except Exception:  # noqa: BLE001 - any unreadable header: the full read reports it
+        return None
+
+
 def _read_parquet(path: str | Path, where: str) -> Any:
     import pandas as pd
 
@@ -63,10 +85,11 @@ def row_names(path: str | Path, rows: np.ndarray) -> str:
     suffix = Path(path).suffix.lower()
     shown = [int(r) for r in rows[:SHOWN_ROWS]]
     more = f" and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else ""
+    plural = "s" if len(rows) > 1 else ""
     if suffix == ".parquet":
-        return "rows " + ", ".join(str(r + 1) for r in shown) + more
+        return f"row{plural} " + ", ".join(str(r + 1) for r in shown) + more
     first = 1 if suffix in (".jsonl", ".ndjson") else 2
-    return "lines " + ", ".join(str(r + first) for r in shown) + more
+    return f"line{plural} " + ", ".join(str(r + first) for r in shown) + more
 
 
 def guess_kind(column: Any) -> ColumnKind:
