@@ -93,10 +93,12 @@ class CsvParams(FileDataParams):
 def csv(params: CsvParams, seed: int) -> Dataset:
     import pandas as pd
 
-    def read_frame(path: str) -> pd.DataFrame:
+    def where(path: str) -> str:
         keys = ("path", "validation_path", "test_path")
-        key = next(k for k in keys if getattr(params, k) == path)
-        frame = read_table(path, f"data.{key}", params.delimiter)
+        return "data." + next(k for k in keys if getattr(params, k) == path)
+
+    def read_frame(path: str) -> pd.DataFrame:
+        frame = read_table(path, where(path), params.delimiter)
         for key, message in params.column_problems(list(frame.columns), path)[:1]:
             raise CbrunError(f"data.{key}: {message}")
         return frame
@@ -117,11 +119,9 @@ def csv(params: CsvParams, seed: int) -> Dataset:
 
     def read(path: str) -> tuple:
         frame = main if path == params.path else read_frame(path)
-        where = "data.path" if path == params.path else "data.features"
-        if tabular:
-            x = table_columns(frame, kinds, params.missing == "impute", path, where)
-        else:
-            x = _numeric_features(frame, kinds, path)
+        x = table_columns(frame, kinds, params.missing == "impute", path, where(path))
+        if not tabular:  # all numeric, no gaps: one float array, as before tables had kinds
+            x = np.stack([x[c] for c in kinds], axis=1)
         labels = frame[params.target]
         gaps = np.flatnonzero(labels.isna().to_numpy())
         if len(gaps):
@@ -186,13 +186,6 @@ def _learned(columns: dict[str, np.ndarray], kinds: dict[str, ColumnKind]) -> di
             facts["vocabulary"] = len(set(values.tolist()))
         learned[name] = facts
     return learned
-
-
-def _numeric_features(frame, kinds: dict[str, ColumnKind], path: str) -> np.ndarray:
-    """All-numeric features as one float array, as before tables had kinds; gaps and text in
-    a numeric column are errors that name the column and the rows."""
-    columns = table_columns(frame, kinds, False, path, "data.features")
-    return np.stack([columns[c] for c in kinds], axis=1)
 
 
 def _numbers(column, path: str, where: str) -> np.ndarray:
