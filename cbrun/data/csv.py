@@ -44,6 +44,11 @@ class CsvParams(FileDataParams):
         description="Empty feature cells: `error` names them; `impute` fills numbers with the "
         "training mean (plus a was-missing indicator) and gives categories their own token.",
     )
+    max_categories: PositiveInt = Field(
+        1000,
+        description="Values kept per categorical column (the most frequent in training); "
+        "rarer and unseen ones share one out-of-vocabulary slot.",
+    )
     text_tokens: PositiveInt = Field(
         2000, description="Vocabulary size of each text column (TF-IDF of its words)."
     )
@@ -155,8 +160,12 @@ def csv(params: CsvParams, seed: int) -> Dataset:
     )
     if tabular:
         dataset.columns = dict(kinds)
-        dataset.extra.update(impute=params.missing == "impute", text_tokens=params.text_tokens)
-        dataset.record["preprocessing"] = _learned(dataset.train[0], kinds)
+        dataset.extra.update(
+            impute=params.missing == "impute",
+            text_tokens=params.text_tokens,
+            max_categories=params.max_categories,
+        )
+        dataset.record["preprocessing"] = _learned(dataset.train[0], kinds, params.max_categories)
     if params.normalize_target:
         y = dataset.train[1].astype("float64")
         dataset.target_scale = (float(y.mean()), float(y.std() or 1.0))
@@ -174,7 +183,7 @@ def _kinds(params: CsvParams, frame) -> dict[str, ColumnKind]:
     return kept
 
 
-def _learned(columns: dict[str, np.ndarray], kinds: dict[str, ColumnKind]) -> dict:
+def _learned(columns: dict[str, np.ndarray], kinds: dict[str, ColumnKind], most: int) -> dict:
     """What the preprocessing fits on the training split, per column: its kind, the gaps it
     fills, and a categorical column's vocabulary size (data.json, run.json)."""
     learned = {}
@@ -183,7 +192,7 @@ def _learned(columns: dict[str, np.ndarray], kinds: dict[str, ColumnKind]) -> di
         gaps = np.isnan(values) if kind == "numeric" else values == MISSING_TOKEN
         facts = {"kind": kind, "imputed": int(gaps.sum())}
         if kind == "categorical":
-            facts["vocabulary"] = len(set(values.tolist()))
+            facts["vocabulary"] = min(len(set(values.tolist())), most)
         learned[name] = facts
     return learned
 

@@ -4,7 +4,8 @@ preprocessing layer that turns it into numbers, fitted on the training split onl
 numeric: `Normalization` with the training mean and variance (under `missing: impute`,
 cbrun's `ImputedNormalization`: the mean fills a gap, and a 0/1 was-missing indicator
 follows). categorical: `StringLookup` one-hot over the training split's values, with one
-out-of-vocabulary slot for a value never seen in training. text: `TextVectorization` TF-IDF
+out-of-vocabulary slot for a value never seen in training (or too rare to be among the
+`max_categories` most frequent). text: `TextVectorization` TF-IDF
 over the training split's most frequent words. All of them are saved inside the model, so
 the saved model takes raw rows (a dict of columns).
 """
@@ -48,7 +49,7 @@ def _encoder(name: str, kind: str, values: np.ndarray, options: dict[str, Any]) 
             return ImputedNormalization(mean, variance, name=f"impute_{name}")
         return keras.layers.Normalization(mean=mean, variance=variance, name=f"normalize_{name}")
     if kind == "categorical":
-        vocabulary = _by_frequency(values)
+        vocabulary = _by_frequency(values)[: options.get("max_categories")]
         return keras.layers.StringLookup(
             vocabulary=vocabulary, output_mode="one_hot", name=f"lookup_{name}"
         )

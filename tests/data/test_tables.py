@@ -172,6 +172,16 @@ def test_impute_fills_gaps_and_error_names_them(tmp_path):
     )
     assert data.record["preprocessing"]["a"]["imputed"] == 1
     assert "[missing]" in data.train[0]["c"].tolist()
+    capped = load(
+        {
+            "path": str(tmp_path / "gaps.csv"),
+            "target": "y",
+            "missing": "impute",
+            "split": whole,
+            "max_categories": 2,
+        }
+    )
+    assert capped.record["preprocessing"]["c"]["vocabulary"] == 2  # of x, y and [missing]
     with pytest.raises(Exception, match=r"`a` \(line 3\); `c` \(line 4\)"):
         load({"path": str(tmp_path / "gaps.csv"), "target": "y"})
 
