@@ -20,6 +20,7 @@ from cbrun.callbacks.visual import (
 )
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import RunPath
+from cbrun.data.base import require_arrays
 from cbrun.registry import callbacks
 
 GIF_NAME = "activations.gif"
@@ -149,6 +150,7 @@ def plot_activations(
 @callbacks.register("activation_maps", ActivationMapsParams)
 def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
     dataset = ctx.dataset
+    require_arrays(dataset, "activation_maps")
     samples = phase_samples(params, ctx, "activation_maps")
     names = class_names(dataset) if dataset.task == "classification" else None
     folder = Path(ctx.path(params.directory))

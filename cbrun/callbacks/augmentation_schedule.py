@@ -9,6 +9,7 @@ from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveInt, model
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.core.errors import CbrunError
+from cbrun.data.base import require_arrays
 from cbrun.registry import callbacks
 
 
@@ -76,6 +77,7 @@ class AugmentationScheduleParams(FitOnlyParams):
 
         from cbrun.models.layers import ScheduledAugmentation
 
+        require_arrays(dataset, "augmentation_schedule")
         if self.augmentation != "gaussian_noise" and len(dataset.input_shape) != 3:
             raise CbrunError(
                 f"{self.augmentation} needs images (height, width, channels); the data's input "

@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from cbrun.callbacks.base import BuildContext, FitOnlyParams
 from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import read_json, write_json_atomic
+from cbrun.data.base import split_size, take
 from cbrun.registry import callbacks
 
 EXTRA_HINT = 'pip install "cbrun[mlflow]"'
@@ -252,7 +254,7 @@ def mlflow_tracking(params: MlflowParams, ctx: BuildContext) -> Any:
             import tensorflow as tf
             from mlflow.models import infer_signature
 
-            sample = ctx.dataset.train[0][:5]
+            sample = take(ctx.dataset.train, np.arange(min(5, split_size(ctx.dataset.train))))[0]
             signature = infer_signature(sample, self.model.predict(sample, verbose=0))
             requirements = [f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"]
             mlflow.set_tracking_uri(uri)

@@ -127,17 +127,17 @@ def prediction_snapshots(params: PredictionSnapshotsParams, ctx: BuildContext) -
         def _snapshot(self, epoch: int) -> None:
             self._written = epoch
             outputs = np.asarray(
-                self.model.predict(x, batch_size=len(x), verbose=0), dtype="float64"
+                self.model.predict(x, batch_size=len(y), verbose=0), dtype="float64"
             )
             if dataset.task == "classification":
-                probabilities = class_probabilities(outputs.reshape(len(x), -1))
+                probabilities = class_probabilities(outputs.reshape(len(y), -1))
                 figure = (
                     plot_images(x, y, probabilities, names)
                     if images
                     else plot_class_probabilities(y, probabilities, names)
                 )
                 accuracy = float(np.mean(probabilities.argmax(axis=1) == y))
-                title = f"epoch {epoch + 1}: accuracy {accuracy:.2f} on {counted(len(x), 'sample')}"
+                title = f"epoch {epoch + 1}: accuracy {accuracy:.2f} on {counted(len(y), 'sample')}"
                 if images:
                     title += " (each: predicted (probability) / true)"
             else:

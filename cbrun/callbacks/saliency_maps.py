@@ -29,6 +29,7 @@ from cbrun.callbacks.visual import figure as make_figure
 from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import RunPath
+from cbrun.data.base import require_arrays
 from cbrun.registry import callbacks
 
 Method = Literal["integrated_gradients", "smoothgrad", "gradient", "grad_cam"]
@@ -160,6 +161,7 @@ def _captions(y: np.ndarray, predicted: np.ndarray, names: list[str]) -> list[st
 @callbacks.register("saliency_maps", SaliencyMapsParams)
 def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
     dataset = ctx.dataset
+    require_arrays(dataset, "saliency_maps")
     shape = tuple(dataset.input_shape)
     if len(shape) not in (1, 2, 3):
         raise CbrunError(

@@ -79,10 +79,11 @@ def fit_inputs(
             streams = {k: v and _with_options(v, pipeline) for k, v in streams.items()}
         return {**streams, "shuffle": False}  # the stream shuffles
     if pipeline is None:
-        x, y = dataset.train
+        x, y, *weights = dataset.train
         return {
             "x": x,
             "y": y,
+            "sample_weight": weights[0] if weights else None,
             "batch_size": training.batch_size,
             "shuffle": training.shuffle,
             "validation_data": dataset.validation,
@@ -100,14 +101,15 @@ def fit_inputs(
 
 
 def batches(
-    arrays: tuple[Any, Any],
+    arrays: tuple[Any, ...],
     batch_size: int,
     pipeline: PipelineSection,
     shuffle: bool,
     seed: int,
     passes_done: int = 0,
 ) -> Any:
-    """A tf.data pipeline over `(x, y)` that gathers whole batches of samples at once.
+    """A tf.data pipeline over `(x, y)` (or `(x, y, sample_weight)`) that gathers whole
+    batches of samples at once.
 
     Batches of sample indices are made first (a fresh seeded permutation every pass, or
     tf.data's shuffle buffer, seeded anew every pass, when `shuffle_buffer` is set), then each
@@ -117,8 +119,8 @@ def batches(
     """
     import tensorflow as tf
 
-    count = len(arrays[0])
-    tensors = tuple(tf.convert_to_tensor(a) for a in arrays)
+    count = len(arrays[1])
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, tuple(arrays))  # x may be a dict
     generator = tf.random.Generator.from_seed(seed)  # its state moves on with every pass
     if shuffle and pipeline.shuffle_buffer:
         buffer = pipeline.shuffle_buffer
@@ -139,7 +141,7 @@ def batches(
     for _ in range(passes_done if shuffle else 0):
         draw()
     data = indices.map(
-        lambda index: tuple(tf.gather(t, index) for t in tensors),
+        lambda index: tf.nest.map_structure(lambda t: tf.gather(t, index), tensors),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=pipeline.deterministic,
     )

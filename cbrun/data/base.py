@@ -1,8 +1,10 @@
 """What every data source returns, and the shared train/validation/test split.
 
-A split is either `(x, y)` arrays held in memory or a `Stream`, which tf.data reads in
-batches while training (an image folder). Consumers go through `split_size`, `take` and
-`Dataset.feed`, which handle both, so no consumer needs to know which it has.
+A split is either `(x, y)` arrays held in memory (or `(x, y, sample_weight)`) or a `Stream`,
+which tf.data reads in batches while training (an image folder). `x` is one array, or for a
+table with categorical or text columns a dict of 1-D columns (`Dataset.columns` names their
+kinds). Consumers go through `split_size`, `take` and `Dataset.feed`, which handle all of
+these, so no consumer needs to know which it has.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from cbrun.core.errors import CbrunError
 from cbrun.core.fields import InputFile, StrictModel, Task
 from cbrun.data.fingerprint import Fingerprint, fingerprint_data
 
-Arrays = tuple[np.ndarray, np.ndarray]
+Arrays = tuple[Any, ...]  # (x, y) or (x, y, sample_weight); x: an array or a dict of columns
 
 
 @dataclass
@@ -52,7 +54,7 @@ def split_size(part: Split | None) -> int:
     """Number of samples in a split (0 for a missing one)."""
     if part is None:
         return 0
-    return len(part) if isinstance(part, Stream) else int(len(part[0]))
+    return len(part) if isinstance(part, Stream) else int(len(part[1]))
 
 
 def labels_of(part: Split) -> np.ndarray:
@@ -60,8 +62,25 @@ def labels_of(part: Split) -> np.ndarray:
 
 
 def take(part: Split, index: np.ndarray) -> Arrays:
-    """The samples of a split at positions `index`, as arrays (a stream loads just those)."""
-    return part.load(index) if isinstance(part, Stream) else (part[0][index], part[1][index])
+    """The samples of a split at positions `index`, as `(x, y)` (a stream loads just those)."""
+    return part.load(index) if isinstance(part, Stream) else _rows(part, index)[:2]
+
+
+def _rows(arrays: Arrays, index: Any) -> Arrays:
+    """Rows `index` of every array (every column of a dict of columns)."""
+    return tuple(
+        {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index] for a in arrays
+    )
+
+
+def require_arrays(dataset: Dataset, component: str) -> None:
+    """Refuse a table of raw columns in a component that needs one feature array."""
+    if dataset.columns is not None:
+        raise CbrunError(
+            f"{component} needs one numeric feature array, but the data is a table with "
+            "categorical or text columns (or imputed gaps), which the model's own "
+            "preprocessing layers read"
+        )
 
 
 def pick(count: int, size: int, seed: int) -> np.ndarray:
@@ -88,6 +107,12 @@ class DataParams(StrictModel):
     def prepare_features(self, x: np.ndarray) -> np.ndarray:
         """Raw feature values as this source hands them to the model (reused by `predict`)."""
         return x
+
+    def file_problems(self) -> list[tuple[str, str]]:
+        """(key under `data`, message) for each problem in the data files that is cheap to
+        find without loading them (a column a table lacks), so `validate` refuses what
+        `train` would; default: none."""
+        return []
 
     def prediction_inputs(self, paths: list[Path]) -> tuple[list[str], np.ndarray] | None:
         """Names and features of new inputs for `cbrun predict`, read as this source reads
@@ -121,6 +146,11 @@ class Dataset:
     feature_names: list[str] | None = None
     class_names: list[str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    columns: dict[str, str] | None = None
+    """Kind of each feature column (`numeric`, `categorical`, `text`) when `x` is a dict of
+    columns; None when it is one array."""
+    target_scale: tuple[float, float] | None = None
+    """Mean and standard deviation of a standardised regression target (data.normalize_target)."""
     record: dict[str, Any] = field(default_factory=dict)
     """Facts about the data for data.json and run.json beyond the shapes (skipped files, a
     fingerprint); empty for in-memory sources."""
@@ -137,6 +167,8 @@ class Dataset:
     def input_shape(self) -> tuple[int, ...]:
         if isinstance(self.train, Stream):
             return tuple(self.train.input_shape)
+        if self.columns is not None:
+            return (len(self.columns),)
         return tuple(self.train[0].shape[1:])
 
     @property
@@ -155,7 +187,8 @@ class Dataset:
         part = getattr(self, split)
         if isinstance(part, Stream):
             return {"x": part.batches(batch_size, False, 0, None, 0)}
-        return {"x": part[0], "y": part[1], "batch_size": batch_size}
+        weights = {"sample_weight": part[2]} if len(part) > 2 else {}
+        return {"x": part[0], "y": part[1], "batch_size": batch_size, **weights}
 
     def feature_stats(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature mean and variance of the training split (for standardisation).
@@ -172,12 +205,17 @@ class Dataset:
 
     def summary(self) -> dict[str, Any]:
         sizes = {name: split_size(getattr(self, name)) for name in ("train", "validation", "test")}
+        table = {"columns": self.columns} if self.columns is not None else {}
+        if self.target_scale is not None:
+            mean, std = self.target_scale
+            table["target_scale"] = {"mean": mean, "std": std}
         return {
             "task": self.task,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,
             "class_names": self.class_names,
             "samples": sizes,
+            **table,
             **self.record,
         }
 
@@ -197,20 +235,22 @@ def _streamed_moments(stream: Stream) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_dataset(
-    x: np.ndarray,
+    x: Any,
     y: np.ndarray,
     params: DataParams,
     seed: int,
     task: Task,
-    *,
+    *arrays: np.ndarray,
     source: str,
     **info: Any,
 ) -> Dataset:
-    """Check, limit, shuffle and split arrays into a Dataset."""
+    """Check, limit, shuffle and split arrays into a Dataset; `arrays`: a sample weight."""
     x, y = check_arrays(x, y, task, source)
-    x, y = limit_arrays(x, y, params.limit, seed)
-    train, validation, test = split_arrays(x, y, params.split, seed, task == "classification")
-    if len(train[0]) == 0:
+    x, y, *arrays = _limit(x, y, *arrays, limit=params.limit, seed=seed)
+    train, validation, test = split_arrays(
+        x, y, params.split, seed, task == "classification", *arrays
+    )
+    if split_size(train) == 0:
         raise CbrunError(f"{source}: no training samples left after the split")
     num_classes = info.pop("num_classes", None)
     if task == "classification" and num_classes is None:
@@ -230,35 +270,46 @@ def make_file_dataset(
     """A Dataset from `params.path`, with validation/test from their own files when given."""
     from_files = {name: getattr(params, f"{name}_path") for name in ("validation", "test")}
     split = params.split.model_copy(update={k: 0.0 for k, v in from_files.items() if v})
+    x, y, *weights = read(params.path)
     dataset = make_dataset(
-        *read(params.path),
+        x,
+        y,
         params.model_copy(update={"split": split}),
         seed,
         task,
+        *weights,
         source=source,
         **info,
     )
     for name, path in from_files.items():
         if path:
-            setattr(dataset, name, check_arrays(*read(path), task, f"{source}: {name}_path"))
+            x, y, *weights = read(path)
+            setattr(dataset, name, (*check_arrays(x, y, task, f"{source}: {name}_path"), *weights))
     files = {f"data.{k}": getattr(params, k) for k in ("path", "validation_path", "test_path")}
     return dataset.add_fingerprint(fingerprint_data(files))
 
 
 def limit_arrays(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> Arrays:
     """At most `limit` samples, chosen by `seed`, in their original order."""
-    if limit is None or limit >= len(x):
-        return x, y
-    keep = pick(len(x), limit, seed)
-    return x[keep], y[keep]
+    return _limit(x, y, limit=limit, seed=seed)
+
+
+def _limit(*arrays: Any, limit: int | None, seed: int) -> Arrays:
+    count = len(arrays[1])
+    if limit is None or limit >= count:
+        return arrays
+    return _rows(arrays, pick(count, limit, seed))
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Arrays:
     """Arrays as float32 features and int/float labels; bad data is a user error."""
-    if len(x) == 0:
+    rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
+    if rows == 0:
         raise CbrunError(f"{source}: the data is empty (0 samples)")
-    if len(x) != len(y):
-        raise CbrunError(f"{source}: {len(x)} feature rows but {len(y)} labels")
+    if rows != len(y):
+        raise CbrunError(f"{source}: {rows} feature rows but {len(y)} labels")
+    if isinstance(x, dict):  # a table's columns, already checked by the table reader
+        return x, _labels(y, task, source)
     try:
         x = np.asarray(x, dtype="float32")
     except (TypeError, ValueError):
@@ -266,6 +317,11 @@ def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Array
     if not np.isfinite(x).all():
         bad = int((~np.isfinite(x)).any(axis=tuple(range(1, x.ndim))).sum())
         raise CbrunError(f"{source}: {bad} samples have missing or non-finite feature values")
+    return x, _labels(y, task, source)
+
+
+def _labels(y: np.ndarray, task: Task, source: str) -> np.ndarray:
+    """Labels as int32 classes 0..K-1, or float32 regression targets."""
     if task == "classification":
         labels = np.asarray(y)
         if not np.issubdtype(labels.dtype, np.integer):
@@ -275,15 +331,15 @@ def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Array
             labels = as_int
         if labels.min() < 0:
             raise CbrunError(f"{source}: classification labels must be integers 0..K-1")
-        return x, labels.astype("int32")
+        return labels.astype("int32")
     try:
-        return x, np.asarray(y, dtype="float32")
+        return np.asarray(y, dtype="float32")
     except (TypeError, ValueError):
         raise CbrunError(f"{source}: regression targets must be numeric") from None
 
 
 def split_arrays(
-    x: np.ndarray, y: np.ndarray, split: SplitParams, seed: int, stratify: bool
+    x: Any, y: np.ndarray, split: SplitParams, seed: int, stratify: bool, *arrays: np.ndarray
 ) -> tuple[Arrays, Arrays | None, Arrays | None]:
     """Seeded split into train, validation and test of exactly the requested sizes.
 
@@ -291,7 +347,7 @@ def split_arrays(
     their own (shuffled) class, so any prefix of the order holds each class in proportion.
     """
     if not split.validation and not split.test:
-        return (x, y), None, None  # all of it trains: no shuffled copy of a large file
+        return (x, y, *arrays), None, None  # all of it trains: no shuffled copy of a large file
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(y))
     if stratify and split.stratify:
@@ -305,7 +361,7 @@ def split_arrays(
 
     def take(index: np.ndarray) -> Arrays | None:
         index = np.sort(index)
-        return (x[index], y[index]) if len(index) else None
+        return _rows((x, y, *arrays), index) if len(index) else None
 
-    train = take(order[n_test + n_val :]) or (x[:0], y[:0])
+    train = take(order[n_test + n_val :]) or _rows((x, y, *arrays), slice(0, 0))
     return train, take(order[n_test : n_test + n_val]), take(order[:n_test])

@@ -1,98 +1,213 @@
-"""Tabular data from CSV files: a target column and numeric feature columns."""
+"""Tabular data from CSV, TSV, Parquet or JSON-lines files: a target column and features of
+any kind (numbers, categories, text), read as they come (see `cbrun.data.table`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+import numpy as np
+from pydantic import Field, PositiveInt
 
 from cbrun.core.errors import CbrunError, did_you_mean
-from cbrun.data.base import Arrays, Dataset, FileDataParams, make_file_dataset
+from cbrun.data.base import Dataset, FileDataParams, make_file_dataset
+from cbrun.data.table import (
+    MISSING_TOKEN,
+    ColumnKind,
+    guess_kind,
+    read_header,
+    read_table,
+    row_names,
+    table_columns,
+)
 from cbrun.registry import datasets
 
 MAX_AUTO_CLASSES = 20
 
 
 class CsvParams(FileDataParams):
-    """A CSV file with a header row: one target column and numeric feature columns."""
+    """A table with a header row (`.csv`, `.tsv`, `.parquet`, `.jsonl`): one target column and
+    feature columns; string columns are categories, numbers stay numbers."""
 
     type: Literal["csv"]
     target: str = Field(description="Name of the target column.", examples=["label"])
     features: list[str] | None = Field(
         None, description="Feature columns; default: every column but the target."
     )
+    columns: dict[str, ColumnKind] = Field(
+        default_factory=dict,
+        description="Kind of a column where the guess (numbers numeric, the rest categorical) "
+        "is wrong: numeric, categorical, text or ignore.",
+        examples=[{"zip_code": "categorical", "review": "text", "id": "ignore"}],
+    )
+    missing: Literal["error", "impute"] = Field(
+        "error",
+        description="Empty feature cells: `error` names them; `impute` fills numbers with the "
+        "training mean (plus a was-missing indicator) and gives categories their own token.",
+    )
+    max_categories: PositiveInt = Field(
+        1000,
+        description="Values kept per categorical column (the most frequent in training); "
+        "rarer and unseen ones share one out-of-vocabulary slot.",
+    )
+    text_tokens: PositiveInt = Field(
+        2000, description="Vocabulary size of each text column (TF-IDF of its words)."
+    )
+    normalize_target: bool = Field(
+        False,
+        description="Regression: the model learns the target standardised, and a fixed layer "
+        "turns its output back into the target's units (predictions and metrics in units).",
+    )
+    sample_weight: str | None = Field(
+        None, description="A column of per-row weights for the loss (not a feature)."
+    )
     task: Literal["auto", "classification", "regression"] = Field(
         "auto",
         description="`auto`: classification for text/bool targets or integers with at most "
         f"{MAX_AUTO_CLASSES} distinct values, else regression.",
     )
-    delimiter: str = Field(",", min_length=1, max_length=1)
+    delimiter: str | None = Field(
+        None, min_length=1, max_length=1, description="Field separator; default `,` (tab: .tsv)."
+    )
+
+    def column_problems(self, columns: list[str], path: str) -> list[tuple[str, str]]:
+        """(key, message) for each column named here that the file at `path` lacks."""
+        named = [("target", self.target)]
+        named += [("features", c) for c in self.features or []]
+        named += [(f"columns.{c}", c) for c in self.columns]
+        named += [("sample_weight", self.sample_weight)] if self.sample_weight else []
+        return [
+            (
+                key,
+                f"{path} has no column `{column}`.{did_you_mean(column, columns)} "
+                f"Columns: {', '.join(columns)}",
+            )
+            for key, column in named
+            if column not in columns
+        ]
+
+    def file_problems(self) -> list[tuple[str, str]]:
+        paths = (self.path, self.validation_path, self.test_path)
+        for path in filter(None, paths):
+            header = read_header(path, self.delimiter)
+            if header is not None and self.column_problems(header, path):
+                return self.column_problems(header, path)
+        return []
 
 
 @datasets.register("csv", CsvParams)
 def csv(params: CsvParams, seed: int) -> Dataset:
     import pandas as pd
 
-    def read_frame(path: str) -> pd.DataFrame:
+    def where(path: str) -> str:
         keys = ("path", "validation_path", "test_path")
-        key = next(k for k in keys if getattr(params, k) == path)
-        try:
-            frame = pd.read_csv(path, sep=params.delimiter)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise CbrunError(f"data.{key}: cannot read {path} as CSV: {error}") from None
-        if frame.empty:
-            raise CbrunError(f"data.{key}: {path} has a header but no data rows")
-        columns = list(frame.columns)
-        wanted = [params.target, *(params.features or [])]
-        for column in wanted:
-            if column not in columns:
-                raise CbrunError(
-                    f"data.{'target' if column == params.target else 'features'}: {path} has "
-                    f"no column `{column}`.{did_you_mean(column, columns)} "
-                    f"Columns: {', '.join(map(str, columns))}"
-                )
+        return "data." + next(k for k in keys if getattr(params, k) == path)
+
+    def read_frame(path: str) -> pd.DataFrame:
+        frame = read_table(path, where(path), params.delimiter)
+        for key, message in params.column_problems(list(frame.columns), path)[:1]:
+            raise CbrunError(f"data.{key}: {message}")
         return frame
 
     main = read_frame(params.path)
-    features = params.features or [c for c in main.columns if c != params.target]
-    task = params.task if params.task != "auto" else _infer_task(main[params.target])
-    classes = (
-        sorted(main[params.target].dropna().unique().tolist())
-        if (task == "classification")
-        else None
-    )
+    kinds = _kinds(params, main)
+    tabular = params.missing == "impute" or any(k != "numeric" for k in kinds.values())
+    target = main[params.target]
+    task = params.task if params.task != "auto" else _infer_task(target)
+    classes = sorted(target.dropna().unique().tolist()) if task == "classification" else None
+    if classes is not None and len(classes) < 2:
+        raise CbrunError(
+            f"data.target: `{params.target}` in {params.path} holds one class only "
+            f"({classes[0] if classes else 'none'}); classification needs two or more"
+        )
+    if params.normalize_target and task != "regression":
+        raise CbrunError("data.normalize_target: only a regression target can be standardised")
 
-    def read(path: str) -> Arrays:
+    def read(path: str) -> tuple:
         frame = main if path == params.path else read_frame(path)
-        bad = [c for c in features if not _numeric(frame[c])]
-        if bad:
+        x = table_columns(frame, kinds, params.missing == "impute", path, where(path))
+        if not tabular:  # all numeric, no gaps: one float array, as before tables had kinds
+            x = np.stack([x[c] for c in kinds], axis=1)
+        labels = frame[params.target]
+        gaps = np.flatnonzero(labels.isna().to_numpy())
+        if len(gaps):
             raise CbrunError(
-                f"data.features: feature columns must be numeric; in {path}, not numeric: "
-                f"{', '.join(map(str, bad))}"
+                f"data.target: `{params.target}` is empty in {path}: {row_names(path, gaps)}"
             )
-        x = frame[features].to_numpy(dtype="float32")
-        target = frame[params.target]
         if classes is None:
-            return x, target.to_numpy(dtype="float32")
-        codes = pd.Categorical(target, categories=classes).codes  # -1: not a known class
-        if (codes < 0).any():
-            unknown = sorted({str(v) for v in target[codes < 0]})
-            raise CbrunError(
-                f"data.target: `{params.target}` in {path} has labels not seen in "
-                f"{params.path}: {', '.join(unknown[:5])}"
-            )
-        return x, codes.astype("int32")
+            y = _numbers(labels, path, "data.target")
+        else:
+            codes = pd.Categorical(labels, categories=classes).codes  # -1: not a known class
+            if (codes < 0).any():
+                unknown = sorted({str(v) for v in labels[codes < 0]})
+                raise CbrunError(
+                    f"data.target: `{params.target}` in {path} has labels not seen in "
+                    f"{params.path}: {', '.join(unknown[:5])}"
+                )
+            y = codes.astype("int32")
+        if params.sample_weight:
+            return x, y, _numbers(frame[params.sample_weight], path, "data.sample_weight")
+        return x, y
 
-    return make_file_dataset(
+    dataset = make_file_dataset(
         read,
         params,
         seed,
         task,
         source=params.path,
         num_classes=len(classes or []) or None,
-        feature_names=[str(f) for f in features],
+        feature_names=list(kinds),
         class_names=[str(c) for c in classes] if classes else None,
     )
+    if tabular:
+        dataset.columns = dict(kinds)
+        dataset.extra.update(
+            impute=params.missing == "impute",
+            text_tokens=params.text_tokens,
+            max_categories=params.max_categories,
+        )
+        dataset.record["preprocessing"] = _learned(dataset.train[0], kinds, params.max_categories)
+    if params.normalize_target:
+        y = dataset.train[1].astype("float64")
+        dataset.target_scale = (float(y.mean()), float(y.std() or 1.0))
+    return dataset
+
+
+def _kinds(params: CsvParams, frame) -> dict[str, ColumnKind]:
+    """Each feature column's kind, declared or guessed, in the file's order."""
+    skip = {params.target, params.sample_weight}
+    features = params.features or [c for c in frame.columns if c not in skip]
+    kinds = {c: params.columns.get(c) or guess_kind(frame[c]) for c in features}
+    kept = {c: k for c, k in kinds.items() if k != "ignore"}
+    if not kept:
+        raise CbrunError(f"data.columns: no feature columns left in {params.path}")
+    return kept
+
+
+def _learned(columns: dict[str, np.ndarray], kinds: dict[str, ColumnKind], most: int) -> dict:
+    """What the preprocessing fits on the training split, per column: its kind, the gaps it
+    fills, and a categorical column's vocabulary size (data.json, run.json)."""
+    learned = {}
+    for name, kind in kinds.items():
+        values = columns[name]
+        gaps = np.isnan(values) if kind == "numeric" else values == MISSING_TOKEN
+        facts = {"kind": kind, "imputed": int(gaps.sum())}
+        if kind == "categorical":
+            facts["vocabulary"] = min(len(set(values.tolist())), most)
+        learned[name] = facts
+    return learned
+
+
+def _numbers(column, path: str, where: str) -> np.ndarray:
+    import pandas as pd
+
+    numbers = pd.to_numeric(column, errors="coerce")
+    bad = np.flatnonzero(numbers.isna().to_numpy())
+    if len(bad):
+        raise CbrunError(
+            f"{where}: `{column.name}` in {path} must be numbers: {row_names(path, bad)} "
+            f"(first value {column.iloc[bad[0]]!r})"
+        )
+    return numbers.to_numpy(dtype="float32")
 
 
 def _infer_task(column) -> Literal["classification", "regression"]:
@@ -103,9 +218,3 @@ def _infer_task(column) -> Literal["classification", "regression"]:
     if pd.api.types.is_integer_dtype(column) and column.nunique() <= MAX_AUTO_CLASSES:
         return "classification"
     return "regression"
-
-
-def _numeric(column) -> bool:
-    import pandas as pd
-
-    return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)

@@ -79,6 +79,7 @@ def check(config: Any, document: Document) -> None:
         callback_checks.output_paths_are_distinct,
         callback_checks.callbacks_can_be_built,
         _rollback_can_lower_the_learning_rate,
+        _data_files_fit_the_config,
     ):
         problems.extend(item_check(config, document))
     task = getattr(config.data, "task", None)
@@ -128,6 +129,15 @@ def _split_fractions_leave_training(config: Any, document: Document) -> list[str
         f"{document.where(('data', 'split'))}: data.split: validation ({split.validation}) + "
         f"test ({split.test}) must add up to less than 1 to leave data for training"
     ]
+
+
+def _data_files_fit_the_config(config: Any, document: Document) -> list[str]:
+    """Columns named in `data:` that the data files lack (read from their headers)."""
+    problems = []
+    for key, message in config.data.file_problems():
+        path = ("data", *(int(p) if p.isdigit() else p for p in key.split(".")))
+        problems.append(f"{document.where(path)}: data.{key}: {message}")
+    return problems
 
 
 def _mirrored_runs_one_step_per_call(config: Any, document: Document) -> list[str]:

@@ -1,4 +1,5 @@
-"""Pieces shared by model builders: the input standardisation and the output layer."""
+"""Pieces shared by model builders: the input standardisation, the output layer, and the
+rescaling of a standardised regression target."""
 
 from __future__ import annotations
 
@@ -31,3 +32,19 @@ def output_layer(dataset: Dataset) -> Any:
     return keras.layers.Dense(
         dataset.output_units, activation=activation, name="output", dtype="float32"
     )
+
+
+def with_target_scale(model: Any, dataset: Dataset) -> Any:
+    """`model` followed by a fixed layer that turns a standardised target back into its units
+    (`output × std + mean`), when the data standardises its target; else `model` itself.
+
+    The loss and metrics are then in the target's units; with Adam (whose steps do not depend
+    on the gradient's scale) training goes as on the standardised target.
+    """
+    if dataset.target_scale is None:
+        return model
+    import keras
+
+    mean, std = dataset.target_scale
+    rescale = keras.layers.Rescaling(std, offset=mean, name="target_units", dtype="float32")
+    return keras.Model(model.inputs, rescale(model.outputs[0]), name=model.name)

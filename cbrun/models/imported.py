@@ -10,7 +10,7 @@ from pydantic import Field
 from cbrun.core.errors import CbrunError
 from cbrun.core.fields import ImportPath, StrictModel
 from cbrun.core.importing import import_object
-from cbrun.data.base import Dataset
+from cbrun.data.base import Dataset, require_arrays
 from cbrun.registry import models
 
 DATA_ARGUMENTS = ("input_shape", "num_classes", "output_units", "task")
@@ -28,6 +28,7 @@ class ImportParams(StrictModel):
 def imported(params: ImportParams, dataset: Dataset) -> Any:
     import keras
 
+    require_arrays(dataset, "model `import` (use `mlp`)")
     function = import_object(params.function, "model.function")
     accepted = inspect.signature(function).parameters
     known = {

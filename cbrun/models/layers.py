@@ -80,3 +80,31 @@ class ScheduledAugmentation(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "kind": self.kind, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="cbrun")
+class ImputedNormalization(keras.layers.Layer):
+    """A numeric column with gaps: standardised, a gap (NaN) set to the mean (0 after
+    standardising), and a 0/1 was-missing indicator appended.
+
+    Args:
+        mean: Training mean of the column's known values.
+        variance: Their variance (1 for a constant column).
+    """
+
+    def __init__(self, mean: float, variance: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.mean, self.variance = float(mean), float(variance)
+
+    def call(self, inputs: Any) -> Any:
+        inputs = ops.cast(inputs, "float32")
+        missing = ops.isnan(inputs)
+        scaled = (inputs - self.mean) / math.sqrt(self.variance)
+        filled = ops.where(missing, ops.zeros_like(scaled), scaled)
+        return ops.concatenate([filled, ops.cast(missing, "float32")], axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[:-1], 2 * input_shape[-1])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "mean": self.mean, "variance": self.variance}

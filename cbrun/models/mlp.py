@@ -9,11 +9,16 @@ from pydantic import Field, PositiveInt
 from cbrun.core.fields import StrictModel
 from cbrun.data.base import Dataset
 from cbrun.models.head import output_layer, standardize_layer
+from cbrun.models.table_inputs import table_inputs
 from cbrun.registry import models
 
 
 class MlpParams(StrictModel):
-    """Dense layers with activation, dropout and batch norm; the output layer fits the data."""
+    """Dense layers with activation, dropout and batch norm; the output layer fits the data.
+
+    A table with categorical or text columns gets one input per column and the preprocessing
+    layers of `cbrun.models.table_inputs` (`standardize` then applies to numeric columns
+    always)."""
 
     type: Literal["mlp"]
     units: list[PositiveInt] = Field(
@@ -31,11 +36,25 @@ class MlpParams(StrictModel):
 def mlp(params: MlpParams, dataset: Dataset) -> Any:
     import keras
 
+    if dataset.columns is not None:  # a table of raw columns: a functional model
+        inputs, x = table_inputs(dataset)
+        for layer in _hidden_layers(params):
+            x = layer(x)
+        return keras.Model(inputs, output_layer(dataset)(x), name="mlp")
     layers: list[Any] = [keras.Input(shape=dataset.input_shape)]
     if len(dataset.input_shape) > 1:
         layers.append(keras.layers.Flatten())
     if params.standardize and len(dataset.input_shape) == 1:
         layers.append(standardize_layer(dataset))
+    layers.extend(_hidden_layers(params))
+    layers.append(output_layer(dataset))
+    return keras.Sequential(layers, name="mlp")
+
+
+def _hidden_layers(params: MlpParams) -> list[Any]:
+    import keras
+
+    layers: list[Any] = []
     for index, units in enumerate(params.units):
         layers.append(keras.layers.Dense(units, name=f"dense_{index}"))
         if params.batch_norm:
@@ -43,5 +62,4 @@ def mlp(params: MlpParams, dataset: Dataset) -> Any:
         layers.append(keras.layers.Activation(params.activation))
         if params.dropout:
             layers.append(keras.layers.Dropout(params.dropout))
-    layers.append(output_layer(dataset))
-    return keras.Sequential(layers, name="mlp")
+    return layers

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import StrictModel
-from cbrun.data.base import Dataset
+from cbrun.data.base import Dataset, require_arrays
 from cbrun.models.head import output_layer, standardize_layer
 from cbrun.registry import models
 
@@ -40,6 +40,7 @@ class SequentialParams(StrictModel):
 def sequential(params: SequentialParams, dataset: Dataset) -> Any:
     import keras
 
+    require_arrays(dataset, "model `sequential` (use `mlp`)")
     layers: list[Any] = [keras.Input(shape=dataset.input_shape)]
     if params.standardize and len(dataset.input_shape) == 1:
         layers.append(standardize_layer(dataset))

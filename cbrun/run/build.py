@@ -14,7 +14,7 @@ from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.native_logs import quiet_native_logs
 from cbrun.data.base import Dataset, split_size
 from cbrun.experiment.checks import compile_fits_the_head
-from cbrun.models.head import DEFAULT_LOSS, DEFAULT_METRICS
+from cbrun.models.head import DEFAULT_LOSS, DEFAULT_METRICS, with_target_scale
 
 
 def import_keras(seed: int | None = None, deterministic: bool = False) -> Any:
@@ -64,6 +64,7 @@ def build_model(config: Any, dataset: Dataset, config_dir: Path | None = None) -
     for params in config.callbacks:  # callbacks that add layers, e.g. augmentation
         if hasattr(params, "prepare_model"):
             model = params.prepare_model(model, dataset, config.experiment.seed)
+    model = with_target_scale(model, dataset)
     resolve_compile_defaults(config, dataset)
     _check_compile_names(keras, config.compile)
     problems = compile_fits_the_head(config, dataset.task, None)  # a task the data decided

@@ -16,10 +16,14 @@ import yaml
 from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import CONFIG_FILE, read_json
+from cbrun.data.table import read_table, table_columns
+
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".jsonl", ".ndjson")
 
 
-def read_inputs(run_dir: Path, paths: list[Path]) -> tuple[list[str] | None, np.ndarray]:
-    """Names (None for table rows) and features of the inputs, prepared as in training.
+def read_inputs(run_dir: Path, paths: list[Path]) -> tuple[list[str] | None, Any]:
+    """Names (None for table rows) and features of the inputs, prepared as in training: an
+    array, or for a run trained on a table of raw columns a dict of columns.
 
     A source may read its own kind of input (image files and folders for image_directory);
     the others take one CSV or NPZ file of features.
@@ -33,18 +37,25 @@ def read_inputs(run_dir: Path, paths: list[Path]) -> tuple[list[str] | None, np.
     return None, _read_table(run_dir, paths[0], params)
 
 
-def _read_table(run_dir: Path, path: Path, params: Any) -> np.ndarray:
-    """Features from a CSV or NPZ file, shaped and prepared as the run's training data."""
+def _read_table(run_dir: Path, path: Path, params: Any) -> Any:
+    """Features from a table or NPZ file, shaped and prepared as the run's training data."""
     data = read_json(run_dir / "data.json")
     shape = tuple(data["input_shape"])
     if not path.is_file():
         raise CbrunError(f"{path}: no such file")
+    if data.get("columns"):
+        frame = _read_frame(path, list(data["columns"]))
+        impute = getattr(params, "missing", "error") == "impute"
+        return table_columns(frame, data["columns"], impute, path, str(path))
     if path.suffix.lower() == ".npz":
         x = _read_npz(path, getattr(params, "x", "x"))
-    elif path.suffix.lower() in (".csv", ".txt"):
+    elif path.suffix.lower() in TABLE_SUFFIXES:
         x = _read_csv(path, data.get("feature_names"), math.prod(shape))
     else:
-        raise CbrunError(f"{path}: expected a .csv or .npz file, got `{path.suffix or path.name}`")
+        raise CbrunError(
+            f"{path}: expected a table ({', '.join(TABLE_SUFFIXES)}) or .npz file, got "
+            f"`{path.suffix or path.name}`"
+        )
     if x.shape[1:] != shape:
         if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(shape):
             raise CbrunError(
@@ -73,24 +84,27 @@ def _data_params(run_dir: Path) -> Any:
         ) from None
 
 
+def _read_frame(path: Path, feature_names: list[str] | None) -> Any:
+    """The table at `path`, with every one of `feature_names` (None: no names known)."""
+    frame = read_table(path, "predict")
+    columns = list(frame.columns)
+    missing = [name for name in feature_names or [] if name not in columns]
+    if missing:
+        hint = did_you_mean(missing[0], columns)
+        raise CbrunError(
+            f"{path}: missing feature column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(f'`{m}`' for m in missing)}.{hint} The model was trained on: "
+            f"{', '.join(feature_names or [])}"
+        )
+    return frame
+
+
 def _read_csv(path: Path, feature_names: list[str] | None, width: int) -> np.ndarray:
     import pandas as pd
 
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise CbrunError(f"{path}: cannot read as CSV: {error}") from None
-    columns = [str(c) for c in frame.columns]
-    frame.columns = columns
+    frame = _read_frame(path, feature_names)
+    columns = list(frame.columns)
     if feature_names:
-        missing = [name for name in feature_names if name not in columns]
-        if missing:
-            hint = did_you_mean(missing[0], columns)
-            raise CbrunError(
-                f"{path}: missing feature column{'s' if len(missing) > 1 else ''} "
-                f"{', '.join(f'`{m}`' for m in missing)}.{hint} The model was trained on: "
-                f"{', '.join(feature_names)}"
-            )
         frame = frame[feature_names]
     elif len(columns) != width:
         raise CbrunError(

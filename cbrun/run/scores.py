@@ -36,7 +36,9 @@ def analyse(
     (Keras' own metrics are recorded either way).
     """
     y = labels_of(getattr(dataset, split))
-    inputs = {k: v for k, v in dataset.feed(split, batch_size).items() if k != "y"}
+    inputs = {
+        k: v for k, v in dataset.feed(split, batch_size).items() if k not in ("y", "sample_weight")
+    }
     try:
         outputs = np.asarray(model.predict(**inputs, verbose=0), dtype="float64")
         if dataset.task == "classification":

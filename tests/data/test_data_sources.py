@@ -101,7 +101,10 @@ def test_csv_splits_by_file(flowers, tmp_path):
     ("change", "message"),
     [
         ({"target": "knd"}, "no column `knd`. Did you mean `kind`?"),
-        ({"features": ["width", "kind"], "target": "height"}, "not numeric: kind"),
+        (
+            {"features": ["width", "kind"], "target": "height", "columns": {"kind": "numeric"}},
+            "column `kind` is numeric but holds text",
+        ),
     ],
 )
 def test_csv_problems_are_user_errors(flowers, change, message):

@@ -169,8 +169,12 @@ CASES = [
          says=("data.target", "no column `lable`", "Did you mean `label`?")),
     Case("csv-missing-feature", csv_data(features=["a", "c"]), at="features:",
          says=("data.features", "no column `c`", "Columns: a, b, label")),
-    Case("csv-text-feature", csv_data("text.csv"), at="data:",
-         says=("data.features", "must be numeric", "not numeric: b")),
+    Case("csv-text-in-numeric-column", csv_data("text.csv", columns={"b": "numeric"}),
+         at="path: text.csv", says=("data.path", "`b` is numeric but holds text", "line 2")),
+    Case("csv-missing-cell", csv_data("gap.csv"), at="path: gap.csv",
+         says=("data.path", "missing cells", "`b` (line 3)")),
+    Case("csv-unknown-column-kind", csv_data(columns={"bb": "text"}), at="bb: text",
+         says=("data.columns.bb", "no column `bb`", "Did you mean `b`?")),
     Case("csv-no-rows", csv_data("empty.csv"), at="path: empty.csv",
          says=("data.path", "no data rows")),
     Case("npz-labels-outside-classes", npz_data(num_classes=3), at="num_classes: 3",
@@ -190,6 +194,7 @@ def data_files(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a,b,label\n" + "1,2,x\n3,4,y\n" * 10)
     (tmp_path / "text.csv").write_text("a,b,label\n1,two,x\n3,4,y\n5,6,x\n")
     (tmp_path / "empty.csv").write_text("a,b,label\n")
+    (tmp_path / "gap.csv").write_text("a,b,label\n1,2,x\n3,,y\n5,6,x\n")
     np.savez(tmp_path / "arrays.npz", x=np.zeros((30, 3)), y=np.arange(30) % 5)
 
 
