@@ -20,7 +20,8 @@ from pydantic import Field, NonNegativeInt, PositiveInt
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.fields import InputPattern, StrictModel
 from cbrun.data.base import DataParams, Dataset, limit_arrays, split_arrays
-from cbrun.data.image_directory import fingerprint, quiet_tensorflow
+from cbrun.data.fingerprint import fingerprint_data
+from cbrun.data.image_directory import quiet_tensorflow
 from cbrun.data.streaming import positional_stream
 from cbrun.registry import datasets
 
@@ -175,8 +176,11 @@ def tfrecord(params: TfrecordParams, seed: int) -> Dataset:
         )
         for name, part in parts.items()
     }
-    every_file = sorted({path for found in files.values() for path in found})
-    root = Path(os.path.commonpath([os.path.dirname(path) for path in every_file]))
+    matched = {  # each file a glob matched, by its key: data.path[0], data.test_path[1], ...
+        f"data.{keys[split]}[{index}]": path
+        for split, found in files.items()
+        for index, path in enumerate(found)
+    }
     return Dataset(
         streams["train"],
         streams["validation"],
@@ -188,9 +192,8 @@ def tfrecord(params: TfrecordParams, seed: int) -> Dataset:
         record={
             "source": "tfrecord",
             "records": {split: len(y) for split, y in labels.items()},
-            "fingerprint": fingerprint(root, every_file),
         },
-    )
+    ).add_fingerprint(fingerprint_data(matched))
 
 
 def _matching(pattern: str, key: str) -> list[str]:
