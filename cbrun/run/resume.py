@@ -36,7 +36,14 @@ from cbrun.inspect.compare import MISSING, config_differences
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
 from cbrun.run.data_check import check_data
 from cbrun.run.model_file import load_model_file
-from cbrun.run.state import RunLock, SavedState, continue_logs, keep_config, read_state
+from cbrun.run.state import (
+    RunLock,
+    SavedState,
+    continue_logs,
+    keep_config,
+    read_state,
+    restore_variables,
+)
 from cbrun.run.stray_output import stdout_kept_clean
 from cbrun.run.train import TrainResult, run
 
@@ -121,6 +128,7 @@ def _resume_locked(
             if saved.epoch == 0:  # saved before the first step built the optimizer: nothing lost
                 warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
             model = load_model_file(saved.model_path, unsafe=unsafe)
+            restore_variables(model, saved)
         reporter = Reporter(quiet)
         reporter.attach_log(run_dir / "train.log")
         _mark_resumed(record, saved, changes, data_changed)

@@ -9,7 +9,7 @@ from typing import Any
 
 from cbrun.run.build import import_keras
 from cbrun.run.interrupts import InterruptGuard
-from cbrun.run.state import SavedState, read_state
+from cbrun.run.state import SavedState, read_state, restore_variables
 
 keras = import_keras()  # through cbrun, so TensorFlow's start-up chatter stays quiet
 
@@ -111,7 +111,7 @@ class NonFinitePolicy:
                 error.loss,
             )
         rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        model.load_weights(saved.model_path)  # weights and optimizer state; runs no code
+        restore_variables(model, saved)  # weights and optimizer state; runs no code
         where = f"at epoch {error.epoch + 1} batch {error.batch + 1}"
         event = {
             "action": self.policy,

@@ -1,11 +1,13 @@
 """cbrun's own per-epoch backup of a run's training state, in `RUN_DIR/state/`.
 
-After every epoch (and once before the first) the model with its optimizer, the history so
-far, the progress of every callback that tracks one (early stopping's `wait` and `best`, a
-best-only checkpoint's `best`, ...) and every random state training draws on (the layers'
-seed generators, Keras' global one, NumPy's and Python's; see cbrun/run/rng_state.py) are
-written to a new `state/epoch-NNNN/` folder; then `state/latest.json` is replaced atomically
-to point at it, and older folders are removed. A process killed at any moment leaves
+Once, before the first epoch, the whole model (architecture, compile settings, optimizer) goes
+to `state/model.keras`. After every epoch (and once before the first) the values of the
+model's and the optimizer's variables (`variables.npz`, a fraction of a `.keras` file's cost),
+the history so far, the progress of every callback that tracks one (early stopping's `wait` and
+`best`, a best-only checkpoint's `best`, ...) and every random state training draws on (the
+layers' seed generators, Keras' global one, NumPy's and Python's; see cbrun/run/rng_state.py)
+are written to a new `state/epoch-NNNN/` folder; then `state/latest.json` is replaced
+atomically to point at it, and older folders are removed. A process killed at any moment leaves
 `latest.json` naming a complete folder, which `cbrun train --resume` continues from (see
 cbrun/run/resume.py). This works whether or not the config declares Keras' own
 `backup_and_restore` callback.
@@ -39,7 +41,8 @@ except ImportError:  # Windows: runs are not locked
 
 STATE_DIR = "state"
 LATEST = "latest.json"
-MODEL = "model.keras"
+MODEL = "model.keras"  # state/model.keras: the model as training began (older runs: per epoch)
+VARIABLES = "variables.npz"
 STATE = "state.json"
 LOCK = ".lock"
 
@@ -69,7 +72,38 @@ class SavedState:
 
     @property
     def model_path(self) -> Path:
-        return self.folder / MODEL
+        """The `.keras` file to load the model from (then `restore_variables` sets its values)."""
+        if (self.folder / VARIABLES).is_file():
+            return self.folder.parent / MODEL
+        return self.folder / MODEL  # a state saved before cbrun kept only the variables
+
+
+def restore_variables(model: Any, saved: SavedState) -> None:
+    """Set the model's and its optimizer's variables to the values saved with `saved`."""
+    path = saved.folder / VARIABLES
+    if not path.is_file():  # an older state: its own model.keras holds the values
+        model.load_weights(saved.model_path)
+        return
+    variables = _state_variables(model)
+    with np.load(path) as stored:
+        if len(stored.files) != len(variables):
+            raise CbrunError(
+                f"{path}: holds {len(stored.files)} variables, the model and optimizer have "
+                f"{len(variables)}: the state does not belong to this model"
+            )
+        for index, variable in enumerate(variables):
+            value = stored[f"v{index}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise CbrunError(
+                    f"{path}: variable {index} ({variable.path}) has shape {value.shape}, "
+                    f"the model's is {tuple(variable.shape)}: the state does not belong to it"
+                )
+            variable.assign(value)
+
+
+def _state_variables(model: Any) -> list[Any]:
+    optimizer = getattr(model, "optimizer", None)
+    return list(model.variables) + (list(optimizer.variables) if optimizer is not None else [])
 
 
 class _Latest(BaseModel):
@@ -127,9 +161,7 @@ def read_state(run_dir: Path) -> SavedState | None:
         entry_file = folder / entry.best_weights if entry.best_weights else None
         if entry_file is not None and not entry_file.is_file():
             raise CbrunError(f"{entry_file}: missing; the saved state is incomplete")
-    if not (folder / MODEL).is_file():
-        raise CbrunError(f"{folder / MODEL}: missing; the saved state is incomplete")
-    return SavedState(
+    state = SavedState(
         folder,
         saved.epoch,
         {k: [math.nan if v is None else v for v in values] for k, values in saved.history.items()},
@@ -137,6 +169,9 @@ def read_state(run_dir: Path) -> SavedState | None:
         saved.random.model_dump() if saved.random else None,
         saved.config_yaml,
     )
+    if not state.model_path.is_file():
+        raise CbrunError(f"{state.model_path}: missing; the saved state is incomplete")
+    return state
 
 
 def keep_config(saved: SavedState, config_yaml: str) -> None:
@@ -239,7 +274,11 @@ class StateKeeper(keras.callbacks.Callback):
         if optimizer is not None and not optimizer.built:  # before the first step: all its
             with self.model.distribute_strategy.scope():  # state is saved, as Keras builds it
                 optimizer.build(self.model.trainable_variables)  # when loading a model
-        self.model.save(partial / MODEL)
+        if not (root / MODEL).is_file():  # the model as training began; the values follow
+            self.save_current(self.model, root / MODEL)
+        variables = _state_variables(self.model)
+        values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
+        np.savez(partial / VARIABLES, **values)
         progress = [_progress(callback, i, partial) for i, callback in enumerate(self.callbacks)]
         write_json_atomic(
             partial / STATE,
@@ -257,7 +296,7 @@ class StateKeeper(keras.callbacks.Callback):
         write_json_atomic(root / LATEST, {"folder": name, "epoch": self.epoch})
         self.saved_epoch = self.epoch
         for old in root.iterdir():
-            if old.name not in (name, LATEST):
+            if old.name not in (name, LATEST, MODEL):
                 shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
 
 
