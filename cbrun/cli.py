@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -555,6 +556,15 @@ def main() -> None:
             traceback.print_exc()
         print(f"error: {error.render()}", file=sys.stderr)
         sys.exit(error.exit_code)
+    except OSError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        if os.environ.get("CBRUN_DEBUG"):
+            traceback.print_exc()
+        name = str(error.filename or "")
+        shown = name if len(name) <= 80 else f"{name[:60]}...{name[-16:]}"
+        print(f"error: {shown}: the name is too long for the file system", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:  # Ctrl-C before training started (training handles its own)
         if os.environ.get("CBRUN_DEBUG"):
             traceback.print_exc()

@@ -36,10 +36,38 @@ def number_not_bool(annotation: Any) -> bool:
     return bool(kinds & {int, float}) and not kinds & {bool, Any}
 
 
+NAME_MAX = 255  # bytes in one file or folder name (ext4, APFS, NTFS alike)
+PATH_MAX = 4095  # bytes in a whole path (Linux)
+
+
+def path_problem(value: str) -> str | None:
+    """Why a file system would refuse `value` as a path (a NUL, a name or path too long)."""
+    if "\0" in value:
+        return "contains a NUL character, which no file system accepts in a name"
+    for part in PurePosixPath(value.replace("\\", "/")).parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            return f"has a name of {size} bytes (`{part[:16]}...`); file systems take {NAME_MAX}"
+    size = len(value.encode("utf-8", "surrogateescape"))
+    return f"is {size} bytes long; paths can be {PATH_MAX}" if size > PATH_MAX else None
+
+
+def _file_system_path(value: str) -> str:
+    problem = path_problem(value)
+    if problem:
+        raise ValueError(f"the path {problem}")
+    return value
+
+
+FileSystemPath = Annotated[str, AfterValidator(_file_system_path)]
+"""A path any file system could hold (no NUL, names of at most 255 bytes)."""
+
+
 def _relative_inside(value: str) -> str:
     path = PurePosixPath(value.replace("\\", "/"))
     if not value.strip():
         raise ValueError("must not be empty")
+    _file_system_path(value)
     if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
         raise ValueError(
             f"must be a path relative to the run directory, got the absolute path `{value}`"

@@ -18,7 +18,15 @@ from cbrun import registry
 from cbrun.compute.distribution import DistributionSection
 from cbrun.compute.speed import PipelineSection, Precision
 from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
-from cbrun.core.fields import InputFile, InputFolder, InputPattern, StrictModel, number_not_bool
+from cbrun.core.fields import (
+    FileSystemPath,
+    InputFile,
+    InputFolder,
+    InputPattern,
+    StrictModel,
+    number_not_bool,
+    path_problem,
+)
 from cbrun.experiment.sweep_space import SweepSection
 from cbrun.experiment.yaml_source import (
     Document,
@@ -57,7 +65,7 @@ class ExperimentSection(StrictModel):
 class OutputSection(StrictModel):
     """Where runs are written."""
 
-    runs_dir: str = Field(
+    runs_dir: FileSystemPath = Field(
         "runs", min_length=1, description="Folder holding run directories (relative to the cwd)."
     )
 
@@ -313,6 +321,10 @@ def resolve_input_files(config: ExperimentBase, document: Document) -> None:
             pattern = any(m is InputPattern for m in field.metadata)
             if value is None or not (folder or pattern or InputFile in field.metadata):
                 continue
+            problem = path_problem(str(value))
+            if problem:
+                where = document.where((section, name))
+                raise ConfigError([f"{where}: {section}.{name}: the path {problem}"])
             resolved = Path(os.path.expanduser(str(value)))
             if not resolved.is_absolute():
                 base_dir = Path(document.file_of((section, name))).parent

@@ -160,3 +160,48 @@ def test_deep_nesting_is_refused_with_the_limit(folder):
     config.write_text("a: " + "[" * 500 + "]" * 500 + "\n")
     code, stderr = run_cbrun("validate", str(config))
     assert code == 2 and "nest" in stderr, stderr
+
+
+# Paths a file system refuses: a NUL, a name over 255 bytes, a path over 4095 bytes.
+hostile_paths = st.builds(
+    lambda head, bad, tail: f"{head}{bad}{tail}",
+    st.text(alphabet="ab/_.", max_size=6),
+    st.sampled_from(["\x00", "n" * 256, "é" * 128, "d/" * 2100]),
+    st.text(alphabet="ab/_.", max_size=6),
+)
+CSV = {"type": "csv", "target": "t", **dict.fromkeys(("samples", "features", "classes"))}
+PATH_FIELDS = [
+    ({"data": CSV}, ("data", "path")),
+    ({"output": {"runs_dir": "runs"}}, ("output", "runs_dir")),
+    ({"callbacks": [{"type": "csv_logger"}]}, ("callbacks", 0, "filename")),
+    ({"callbacks": [{"type": "model_checkpoint"}]}, ("callbacks", 0, "filepath")),
+]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(field=st.sampled_from(PATH_FIELDS), path=hostile_paths)
+def test_a_path_no_file_system_takes_is_exit_2_naming_its_key(folder, field, path):
+    from conftest import merge
+
+    updates, key = field
+    data = merge(TINY, updates)
+    parent = data
+    for part in key[:-1]:
+        parent = parent[part]
+    parent[key[-1]] = path
+    config = folder / "paths.yaml"
+    config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    for command in ("validate", "train"):
+        code, stderr = run_cbrun(command, str(config))
+        assert code == 2 and "Traceback" not in stderr, stderr
+        shown = ".".join(map(str, key)).replace(".0.", "[0].")
+        assert shown in stderr and "the path" in stderr, stderr
+
+
+@pytest.mark.parametrize("command", ["eval", "predict", "show", "runs", "rm", "train"])
+def test_a_run_directory_name_too_long_for_the_file_system_is_exit_2(command):
+    name = "r" * 300
+    args = {"predict": [name, "x.csv"], "train": [f"{name}.yaml"]}.get(command, [name])
+    code, stderr = run_cbrun(command, *args)
+    assert code == 2, stderr
+    assert stderr.startswith("error: ") and "Traceback" not in stderr, stderr
