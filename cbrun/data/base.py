@@ -9,7 +9,7 @@ these, so no consumer needs to know which it has.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +22,7 @@ from cbrun.core.fields import InputFile, StrictModel, Task
 from cbrun.data.fingerprint import Fingerprint, fingerprint_data
 
 Arrays = tuple[Any, ...]  # (x, y) or (x, y, sample_weight); x: an array or a dict of columns
+MOMENT_ROWS = 4096  # samples per float64 chunk when standardising statistics are computed
 
 
 @dataclass
@@ -197,10 +198,11 @@ class Dataset:
         never seen in training cannot blow up.
         """
         if isinstance(self.train, Stream):
-            mean, variance = _streamed_moments(self.train)
-        else:
-            x = self.train[0].astype("float64")
-            mean, variance = x.mean(axis=0), x.var(axis=0)
+            batches = (x for x, _ in self.train.batches(256, False, 0, None, 0).as_numpy_iterator())
+        else:  # chunks: never a float64 copy of the whole split
+            x = self.train[0]
+            batches = (x[start : start + MOMENT_ROWS] for start in range(0, len(x), MOMENT_ROWS))
+        mean, variance = _moments(batches)
         return mean, np.where(variance < 1e-12, 1.0, variance)
 
     def summary(self) -> dict[str, Any]:
@@ -220,10 +222,11 @@ class Dataset:
         }
 
 
-def _streamed_moments(stream: Stream) -> tuple[np.ndarray, np.ndarray]:
-    """Per-feature mean and variance over one pass of a stream (Chan's parallel update)."""
+def _moments(batches: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and variance over batches of samples (Chan's parallel update, in
+    float64 one batch at a time)."""
     count, mean, squares = 0, 0.0, 0.0
-    for x, _ in stream.batches(256, False, 0, None, 0).as_numpy_iterator():
+    for x in batches:
         x = x.astype("float64")
         n, batch_mean = len(x), x.mean(axis=0)
         delta = batch_mean - mean
