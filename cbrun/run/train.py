@@ -248,11 +248,7 @@ def run(
         record.update(ended_at=utc_now(), duration_seconds=total)
         reserve.release()  # its room is for what follows, the record first
         write_json_atomic(run_dir / RUN_RECORD, record)
-        try:
-            add_pictures(run_dir, record, reporter)  # plots/*.png and report.html
-        except OSError as error:
-            record.setdefault("warnings", []).append(f"plots and report not written: {error}")
-            reporter.print(f"[yellow]warning:[/] plots and report not written: {error}")
+        add_pictures(run_dir, record, reporter)  # plots and report.html; a failure: a warning
         write_json_atomic(run_dir / RUN_RECORD, record)
         _notify_run_end(callbacks, record, reporter)  # e.g. mlflow ends its run with the status
         guard.uninstall()  # only now: a second Ctrl-C until here still leaves run.json readable
