@@ -3,7 +3,7 @@ any kind (numbers, categories, text), read as they come (see `cbrun.data.table`)
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -60,6 +60,12 @@ class CsvParams(FileDataParams):
     sample_weight: str | None = Field(
         None, description="A column of per-row weights for the loss (not a feature)."
     )
+    classes: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="Class names in the model's order (default: the sorted labels of "
+        "data.path); a file may then hold a few of them (`cbrun eval --data` sets this).",
+    )
     task: Literal["auto", "classification", "regression"] = Field(
         "auto",
         description="`auto`: classification for text/bool targets or integers with at most "
@@ -113,7 +119,7 @@ def csv(params: CsvParams, seed: int) -> Dataset:
     tabular = params.missing == "impute" or any(k != "numeric" for k in kinds.values())
     target = main[params.target]
     task = params.task if params.task != "auto" else _infer_task(target)
-    classes = sorted(target.dropna().unique().tolist()) if task == "classification" else None
+    classes = _classes(params, target) if task == "classification" else None
     if classes is not None and len(classes) < 2:
         raise CbrunError(
             f"data.target: `{params.target}` in {params.path} holds one class only "
@@ -136,12 +142,14 @@ def csv(params: CsvParams, seed: int) -> Dataset:
         if classes is None:
             y = _numbers(labels, path, "data.target")
         else:
-            codes = pd.Categorical(labels, categories=classes).codes  # -1: not a known class
+            named = labels.astype(str) if params.classes else labels  # names are text
+            codes = pd.Categorical(named, categories=classes).codes  # -1: not a known class
             if (codes < 0).any():
                 unknown = sorted({str(v) for v in labels[codes < 0]})
+                known = f"the classes {', '.join(classes)}" if params.classes else params.path
                 raise CbrunError(
-                    f"data.target: `{params.target}` in {path} has labels not seen in "
-                    f"{params.path}: {', '.join(unknown[:5])}"
+                    f"data.target: `{params.target}` in {path} has labels not in {known}: "
+                    f"{', '.join(unknown[:5])}"
                 )
             y = codes.astype("int32")
         if params.sample_weight:
@@ -208,6 +216,10 @@ def _numbers(column, path: str, where: str) -> np.ndarray:
             f"(first value {column.iloc[bad[0]]!r})"
         )
     return numbers.to_numpy(dtype="float32")
+
+
+def _classes(params: CsvParams, target: Any) -> list[Any]:
+    return list(params.classes) if params.classes else sorted(target.dropna().unique().tolist())
 
 
 def _infer_task(column) -> Literal["classification", "regression"]:

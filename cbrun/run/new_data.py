@@ -52,6 +52,8 @@ def new_dataset(config: Any, run_dir: Path, path: Path) -> Dataset:
         updates["task"] = trained["task"]
     if "num_classes" in fields and trained.get("num_classes"):
         updates["num_classes"] = trained["num_classes"]
+    if "classes" in fields and trained.get("class_names"):  # a file may hold a few classes
+        updates["classes"] = trained["class_names"]
     try:
         dataset = registry.datasets.get(params.type).factory(
             params.model_copy(update=updates), config.experiment.seed

@@ -55,7 +55,7 @@ class SweepResult:
 
 
 def start_sweep(
-    config_paths: list[Path],
+    config_paths: Path | list[Path],
     overrides: list[str],
     sweep: SweepSection,
     resources: Resources,
@@ -65,7 +65,8 @@ def start_sweep(
     config, _ = load_config(config_paths, overrides)
     _check_search(sweep.checked().model_dump(), resources)
     trials = expand(sweep, config.experiment.seed)
-    configs = [str(path.resolve()) for path in config_paths]
+    paths = [config_paths] if isinstance(config_paths, Path) else config_paths
+    configs = [str(path.resolve()) for path in paths]
     # Optuna picks its points as it runs: check every key at each of its values or ends.
     checked = probe_trials(sweep) if sweep.search == "optuna" else trials
     max_epochs = _validate_trials(configs, overrides, checked)
@@ -411,7 +412,7 @@ def _value_text(value: Any) -> str:
 
 
 def plan_search(
-    config_paths: list[Path],
+    config_paths: Path | list[Path],
     overrides: list[str],
     grid: list[str],
     random: list[str],

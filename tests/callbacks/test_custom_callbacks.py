@@ -319,7 +319,7 @@ def test_gaussian_noise_follows_the_linear_schedule_in_training_only(tmp_path_fa
     from PIL import Image
 
     with Image.open(run_dir / "snapshots" / "predictions.gif") as gif:
-        assert gif.n_frames == 2  # predicted-vs-true scatter plots after epochs 2 and 4
+        assert gif.n_frames == 3  # predicted-vs-true scatter plots after epochs 2, 4 and 5 (last)
 
 
 def test_random_flip_layer_flips_in_training_and_passes_through_in_inference():
