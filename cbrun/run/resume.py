@@ -24,6 +24,7 @@ from cbrun.core.importing import imports_from_run
 from cbrun.core.run_dir import (
     CONFIG_FILE,
     RUN_RECORD,
+    SpaceReserve,
     environment,
     read_json,
     refuse_links,
@@ -115,6 +116,7 @@ def _resume_locked(
         )
     _refuse_an_edited_config(run_dir, saved)
     data_changed = check_data(run_dir, record, allow_changed_data)
+    SpaceReserve(run_dir).hold()  # a disk without room for the record: exit 2, nothing changed
     saved, changes = _extended(run_dir, saved, overrides)
     config, _ = load_config(run_dir / CONFIG_FILE)
     with imports_from_run(run_dir, allow_imports):

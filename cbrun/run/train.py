@@ -150,7 +150,7 @@ def run(
 ) -> TrainResult:
     """Fit, evaluate and record a prepared run (new, or resumed from `resumed`); `lock`: the
     run's lock if the caller already holds it."""
-    reserve = SpaceReserve(run_dir).hold()  # room for the final record if the disk fills up
+    reserve = SpaceReserve(run_dir)  # held by train or resume: room for the final record
     lock = lock or RunLock(run_dir).acquire()  # a resume of a run still training is refused
     stray_output = stdout_to_stderr(run_dir / "train.log")  # prints of callbacks, Keras' verbose
     stray_output.__enter__()
