@@ -38,19 +38,24 @@ def layer_seed_states(model: Any) -> list[Any]:
     return [variable for variable in model.variables if id(variable) not in weights]
 
 
-def save_random_state(model: Any, folder: Path) -> dict[str, Any]:
-    """Write `folder/random.npz`; return the JSON entry that describes it (for state.json)."""
+def capture_random_state(model: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The random states now: the arrays for `random.npz`, and the JSON entry that describes
+    them (for state.json)."""
     states = layer_seed_states(model)
-    arrays = {f"layer_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(states)}
+    arrays = {
+        f"layer_{i}": np.array(keras.ops.convert_to_numpy(v), copy=True)
+        for i, v in enumerate(states)
+    }
     global_generator = _global_seed_generator()
     if global_generator is not None:
-        arrays["keras_global"] = keras.ops.convert_to_numpy(global_generator.state)
+        arrays["keras_global"] = np.array(
+            keras.ops.convert_to_numpy(global_generator.state), copy=True
+        )
     kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
     arrays["numpy_keys"] = keys
     version, python_state, gauss_next = random.getstate()
     arrays["python_state"] = np.asarray(python_state, dtype=np.int64)
-    np.savez(folder / RANDOM_FILE, **arrays)
-    return {
+    entry = {
         "file": RANDOM_FILE,
         "layer_seed_generators": [v.path for v in states],
         "keras_global": global_generator is not None,
@@ -62,10 +67,16 @@ def save_random_state(model: Any, folder: Path) -> dict[str, Any]:
         },
         "python": {"version": version, "gauss_next": gauss_next},
     }
+    return arrays, entry
+
+
+def write_random_state(folder: Path, arrays: dict[str, Any]) -> None:
+    """Write what `capture_random_state` copied to `folder/random.npz`."""
+    np.savez(folder / RANDOM_FILE, **arrays)
 
 
 def restore_random_state(model: Any, folder: Path, entry: dict[str, Any]) -> None:
-    """Put back what `save_random_state` wrote into `folder` (described by `entry`)."""
+    """Put back what `write_random_state` wrote into `folder` (described by `entry`)."""
     path = folder / entry["file"]
     try:
         with np.load(path) as stored:

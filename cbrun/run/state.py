@@ -11,6 +11,10 @@ atomically to point at it, and older folders are removed. A process killed at an
 `latest.json` naming a complete folder, which `cbrun train --resume` continues from (see
 cbrun/run/resume.py). This works whether or not the config declares Keras' own
 `backup_and_restore` callback.
+
+The training thread only copies those values; a background thread writes the files (and the
+history files) while the next epoch trains, one epoch's state at a time, so the disk's fsyncs
+never hold training up. Whoever reads the state or the saved epoch waits for it first.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import CONFIG_FILE, read_json, utc_now, write_json_atomic
 from cbrun.run.build import import_keras
-from cbrun.run.rng_state import restore_random_state, save_random_state
+from cbrun.run.rng_state import capture_random_state, restore_random_state, write_random_state
 
 keras = import_keras()  # through cbrun, so TensorFlow's start-up chatter stays quiet
 
@@ -193,6 +198,37 @@ def _read_checked(path: Path, model: type[BaseModel]) -> Any:
         ) from None
 
 
+class _BackgroundWrite:
+    """Runs one write at a time on its own thread; its error is raised by the next `wait`."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self, write: Callable[[], None]) -> None:
+        self.wait()  # one epoch's copies in memory at most, and the files in epoch order
+        self._thread = threading.Thread(target=self._run, args=(write,), daemon=True)
+        self._thread.start()
+
+    def wait(self) -> None:
+        self.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+
+    def join(self) -> None:
+        """Wait for the write, keeping its error for the next `wait`."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except BaseException as error:  # e.g. a full disk: the run fails at its next wait
+            self._error = error
+
+
 class StateKeeper(keras.callbacks.Callback):
     """Saves the training state every `every` epochs; restores callback progress on resume.
 
@@ -219,7 +255,8 @@ class StateKeeper(keras.callbacks.Callback):
         self.run_dir, self.callbacks, self.write_history = run_dir, callbacks, write_history
         self.resumed, self.every = resumed, every
         self.epoch = resumed.epoch if resumed else 0
-        self.saved_epoch = self.epoch  # the epoch the latest saved state ends with
+        self._saved_epoch = self.epoch
+        self._writes = _BackgroundWrite()
         self.history: dict[str, list[float]] = {
             k: list(v) for k, v in (resumed.history if resumed else {}).items()
         }
@@ -248,9 +285,29 @@ class StateKeeper(keras.callbacks.Callback):
         for key, value in (logs or {}).items():  # as keras.callbacks.History records it
             self.history.setdefault(key, []).append(_plain(value))
         self.epoch = epoch + 1
-        self.write_history(self.run_dir, self.history)
         if self.epoch % self.every == 0 or self.epoch == self.params.get("epochs"):
             self._save()
+        else:
+            history = {k: list(v) for k, v in self.history.items()}
+            self._writes.start(lambda: self.write_history(self.run_dir, history))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self.wait()
+
+    def wait(self) -> None:
+        """Wait until the files of the last finished epoch are written (raises their error)."""
+        self._writes.wait()
+
+    def join(self) -> None:
+        """Wait for the files being written, leaving an error for `wait` (a run that fails
+        or stops for another reason records that reason)."""
+        self._writes.join()
+
+    @property
+    def saved_epoch(self) -> int:
+        """The epoch the latest saved state ends with (once its files are written)."""
+        self.join()
+        return self._saved_epoch
 
     def full_history(self, history: Any) -> Any:
         """`history` (from this fit) with the epochs of the runs before a resume prepended."""
@@ -265,39 +322,54 @@ class StateKeeper(keras.callbacks.Callback):
         os.replace(partial, path)
 
     def _save(self) -> None:
-        root = self.run_dir / STATE_DIR
-        name = f"epoch-{self.epoch:04d}"
-        partial = root / f".{name}.partial-{os.getpid()}"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
+        """Copy the state now; write it (and the history files) on the background thread."""
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None and not optimizer.built:  # before the first step: all its
             with self.model.distribute_strategy.scope():  # state is saved, as Keras builds it
                 optimizer.build(self.model.trainable_variables)  # when loading a model
+        root = self.run_dir / STATE_DIR
         if not (root / MODEL).is_file():  # the model as training began; the values follow
+            self.wait()
+            root.mkdir(parents=True, exist_ok=True)
             self.save_current(self.model, root / MODEL)
-        variables = _state_variables(self.model)
-        values = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(variables)}
-        np.savez(partial / VARIABLES, **values)
-        progress = [_progress(callback, i, partial) for i, callback in enumerate(self.callbacks)]
-        write_json_atomic(
-            partial / STATE,
-            {
-                "epoch": self.epoch,
-                "saved_at": utc_now(),
-                "history": self.history,
-                "callbacks": progress,
-                "config_yaml": self.config_yaml,  # a resume refuses an edited config.yaml
-                "random": save_random_state(self.model, partial),  # last: as training goes on
-            },
-        )
-        shutil.rmtree(root / name, ignore_errors=True)  # a resumed run redoing this epoch
-        os.replace(partial, root / name)
-        write_json_atomic(root / LATEST, {"folder": name, "epoch": self.epoch})
-        self.saved_epoch = self.epoch
-        for old in root.iterdir():
-            if old.name not in (name, LATEST, MODEL):
-                shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+        values = {
+            f"v{i}": np.array(keras.ops.convert_to_numpy(v), copy=True)  # training goes on
+            for i, v in enumerate(_state_variables(self.model))
+        }
+        progress = [_progress(callback, i) for i, callback in enumerate(self.callbacks)]
+        random_arrays, random_entry = capture_random_state(self.model)
+        epoch, history = self.epoch, {k: list(v) for k, v in self.history.items()}
+        state = {
+            "epoch": epoch,
+            "saved_at": utc_now(),
+            "history": history,
+            "callbacks": [entry for entry, _ in progress],
+            "config_yaml": self.config_yaml,  # a resume refuses an edited config.yaml
+            "random": random_entry,
+        }
+
+        def write() -> None:
+            if epoch > 0:
+                self.write_history(self.run_dir, history)
+            name = f"epoch-{epoch:04d}"
+            partial = root / f".{name}.partial-{os.getpid()}"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            np.savez(partial / VARIABLES, **values)
+            for entry, best_weights in progress:
+                if best_weights is not None:
+                    np.savez(partial / entry["best_weights"], *best_weights)
+            write_random_state(partial, random_arrays)
+            write_json_atomic(partial / STATE, state)
+            shutil.rmtree(root / name, ignore_errors=True)  # a resumed run redoing this epoch
+            os.replace(partial, root / name)
+            write_json_atomic(root / LATEST, {"folder": name, "epoch": epoch})
+            self._saved_epoch = epoch
+            for old in root.iterdir():
+                if old.name not in (name, LATEST, MODEL):
+                    shutil.rmtree(old) if old.is_dir() else old.unlink(missing_ok=True)
+
+        self._writes.start(write)
 
 
 def continue_logs(callbacks: list[Any]) -> None:
@@ -358,10 +430,11 @@ def _drop_rows_from(path: Path, separator: str, epoch: int) -> None:
         handle.truncate(end)
 
 
-def _progress(callback: Any, index: int, folder: Path) -> dict[str, Any]:
-    """The progress attributes of one callback, as JSON; best weights go to their own file."""
+def _progress(callback: Any, index: int) -> tuple[dict[str, Any], list[Any] | None]:
+    """The progress attributes of one callback, as JSON, and its best weights (for their own
+    file, which the JSON names)."""
     if hasattr(callback, "get_resume_state"):  # plugin callbacks may describe their own state
-        return {"class": type(callback).__name__, "custom": callback.get_resume_state()}
+        return {"class": type(callback).__name__, "custom": callback.get_resume_state()}, None
     values = {
         name: _plain(getattr(callback, name))
         for name in PROGRESS_ATTRIBUTES
@@ -369,10 +442,10 @@ def _progress(callback: Any, index: int, folder: Path) -> dict[str, Any]:
     }
     entry: dict[str, Any] = {"class": type(callback).__name__, "attributes": values}
     best_weights = getattr(callback, "best_weights", None)
-    if best_weights is not None:
-        entry["best_weights"] = f"callback-{index}-best-weights.npz"
-        np.savez(folder / entry["best_weights"], *best_weights)
-    return entry
+    if best_weights is None:
+        return entry, None
+    entry["best_weights"] = f"callback-{index}-best-weights.npz"
+    return entry, [np.array(weights, copy=True) for weights in best_weights]
 
 
 def _restore_progress(callback: Any, saved: dict[str, Any], folder: Path) -> None:

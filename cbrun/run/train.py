@@ -182,6 +182,7 @@ def run(
                 )
                 break
             except NonFiniteLoss as diverged:  # training.on_non_finite: fail, stop or rollback
+                keeper.wait()  # the last epoch's state on disk before it is read
                 saved = policy.recover(diverged, model, run_dir, callbacks)
                 reporter.print(f"[yellow]{policy.message}[/]")
                 if policy.stopped:
@@ -236,6 +237,7 @@ def run(
             reporter.print(f"free some space, then resume: {record['resume_command']}")
         exit_code = 1
     finally:
+        keeper.join()  # no state file is written after the record
         segments = record.setdefault("segments", [])  # one per process that trained the run
         segments.append(
             {
