@@ -43,7 +43,7 @@ from cbrun.run.build import build_callbacks, build_dataset, build_model, import_
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.progress import EpochProgress
 from cbrun.run.safeguards import NonFiniteLoss, NonFinitePolicy, SafetyChecks
-from cbrun.run.scores import analyse
+from cbrun.run.scores import analyse, import_in_background
 from cbrun.run.state import RunLock, SavedState, StateKeeper, continue_logs
 from cbrun.run.stray_output import stdout_kept_clean, stdout_to_stderr
 
@@ -174,6 +174,7 @@ def run(
     )
     safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
     policy = NonFinitePolicy(config.training, record)
+    imports = import_in_background()
     try:
         while True:
             try:
@@ -193,6 +194,7 @@ def run(
                     run_dir, callbacks, _write_history, saved, every=config.training.state_every
                 )
                 safety = SafetyChecks(guard, record)
+        imports.join()
         history = keeper.full_history(history)
         record.update(_outcome(config, history, callbacks), **policy.outcome())
         model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
