@@ -271,7 +271,8 @@ class StateKeeper(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.resumed is None:
-            self._save()  # epoch 0: a run stopped during its first epoch resumes from here
+            self._save()  # epoch 0: a run stopped during its first epoch resumes from here,
+            self.wait()  # so it is on disk before the first batch, even for a SIGKILL
             return
         if self.resumed.random is not None:  # dropout and co. draw on as the unbroken run did
             restore_random_state(self.model, self.resumed.folder, self.resumed.random)

@@ -144,7 +144,11 @@ def test_resumed_after_sigkill_sigint_and_sigterm_equals_unbroken(name, tmp_path
 
     got = json.loads((run / "run.json").read_text())
     want = json.loads((reference / "run.json").read_text())
-    assert [r["from_epoch"] for r in got["resumes"]] == [e for _, e, _ in plan], where
+    # SIGKILL: an epoch's state is written while the next epoch trains, so a kill in that
+    # window resumes one epoch earlier (and trains it again); SIGINT and SIGTERM wait for it.
+    resumed_from = [r["from_epoch"] for r in got["resumes"]]
+    assert resumed_from[0] in (plan[0][1] - 1, plan[0][1]), where
+    assert resumed_from[1:] == [e for _, e, _ in plan[1:]], where
     assert got["status"] == want["status"] == "completed"
     assert got["epochs_completed"] == want["epochs_completed"], where
     history = json.loads((run / "history.json").read_text())
