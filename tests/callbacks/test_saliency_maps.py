@@ -18,7 +18,7 @@ from cbrun.callbacks.attribution import Attributor, saliency
 from cbrun.callbacks.visual import epoch_frames, next_number
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_dataset, import_keras
-from conftest import train_tiny
+from conftest import find_chromium, ink, screenshot, train_tiny
 
 keras = import_keras()
 
@@ -493,6 +493,32 @@ def test_the_report_shows_the_newest_picture_of_each_folder_and_links_its_gif(co
         assert f'<a href="{folder}/{gif}">' in html
     newest = epoch_frames(corner["run_dir"] / "integrated_gradients", "evaluate_")[-1]
     assert base64.b64encode(newest.read_bytes()).decode("ascii") in html
+
+
+def test_a_headless_browser_draws_every_picture_inside_the_model(corner, tmp_path):
+    """The report's `Inside the model` section (with the report's own head and style), with and
+    without its pictures: together they take away the ink of that many pictures."""
+    import re
+
+    chromium = find_chromium()
+    html = (corner["run_dir"] / "report.html").read_text()
+    head, rest = html.split("<h2>Inside the model</h2>")
+    inside = rest.split("<h2>")[0]
+    images = re.findall(r'src="data:image/png;base64,[^"]*"', inside)
+    assert len(images) >= len(LEAST_SHARE) + 2 + 1  # a last epoch each, IG's evaluation
+    section = head.split("<body>")[0] + "<body><h2>Inside the model</h2>"
+    bare = inside
+    for image in images:
+        bare = bare.replace(image, 'src=""')
+    (tmp_path / "inside.html").write_text(f"{section}{inside}</body></html>")
+    (tmp_path / "bare.html").write_text(f"{section}{bare}</body></html>")
+    height = 9000
+    page = screenshot(chromium, tmp_path / "inside.html", tmp_path / "inside.png", height)
+    assert ink(page[-300:]) == 0  # the whole section fits in the screenshot
+    lost = ink(page) - ink(
+        screenshot(chromium, tmp_path / "bare.html", tmp_path / "bare.png", height)
+    )
+    assert lost > 2000 * len(images), f"{lost} drawn pixels fewer without {len(images)} pictures"
 
 
 def test_maps_under_a_mirrored_strategy_are_those_of_the_trained_model(make_config, runs_dir):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import html as html_module
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import TINY, merge, train_tiny
+from conftest import TINY, find_chromium, ink, merge, screenshot, train_tiny
 
 # matplotlib's first two line colours: the train (C0) and validation (C1) curves.
 TRAIN_BLUE, VALIDATION_ORANGE = (31, 119, 180), (255, 127, 14)
@@ -78,45 +76,6 @@ def test_report_is_self_contained(run):
     summary = (run / "model_summary.txt").read_text()
     assert "<h2>Model</h2>" in html and "Total params" in summary
     assert html_module.escape(summary) in html
-
-
-def ink(image: np.ndarray) -> int:
-    """Pixels that are not (near) white: text, lines and filled areas."""
-    return int((image[..., :3].min(axis=-1) < 200).sum())
-
-
-def screenshot(chromium: str, page: Path, out: Path, height: int = 2000) -> np.ndarray:
-    profile = out.parent / f"{out.stem}-profile"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--screenshot={out}",
-            f"--window-size=1200,{height}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    return np.asarray(Image.open(out).convert("RGB"))
-
-
-def find_chromium() -> str:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CBRUN_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required (CBRUN_REQUIRE_BROWSER is set) but not installed")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return chromium
 
 
 def test_report_shows_its_plots_in_a_headless_browser(run, tmp_path):
