@@ -189,7 +189,10 @@ def later_evaluations(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every readable eval-*.json of `cbrun eval`, oldest first."""
     found = [(path, _read_evaluation(path)) for path in run_dir.glob("eval-*.json")]
     readable = [(path, evaluation) for path, evaluation in found if evaluation is not None]
-    return sorted(readable, key=lambda item: (str(item[1].get("evaluated_at", "")), item[0].name))
+    return sorted(
+        readable,  # evaluated_at has whole seconds: then the file written last is the newest
+        key=lambda item: (str(item[1].get("evaluated_at", "")), item[0].stat().st_mtime_ns),
+    )
 
 
 def _evaluated(evaluation: dict[str, Any]) -> str:
