@@ -298,7 +298,13 @@ def _evaluation(
         scores.append(["R²", _number(regression.get("r2"))])
     if scores:
         body.append(_table(["score", "value"], scores, numeric=(1,)))
-    pictures = [run_dir / name for name in evaluation.get("plots") or []]
+    names = evaluation.get("plots") if isinstance(evaluation.get("plots"), list) else []
+    inside = run_dir.resolve()
+    pictures = [
+        run_dir / name
+        for name in names
+        if isinstance(name, str) and (run_dir / name).resolve().is_relative_to(inside)
+    ]  # an edited eval file embeds no file from outside the run
     images = "".join(_image(p, p.stem.replace("_", " ")) for p in pictures if p.is_file())
     if images:
         body.append(f'<div class="plots">{images}</div>')

@@ -79,11 +79,11 @@ def evaluate_run(
     changes = [] if data is not None else check_data(run_dir, _record(run_dir), allow_changed_data)
     with imports_from_run(run_dir, allow_imports):
         config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe, data=data)
+        part = "train" if data is not None else split  # new data is one split, held in `train`
+        if getattr(dataset, part) is None:
+            raise CbrunError(f"{run_dir}: the run's data has no {split} split")
         evaluated = split if data is None else "data"
         callbacks = build_callbacks(config, run_dir, dataset, "evaluate", evaluated=evaluated)
-    part = "train" if data is not None else split  # new data is one split, held in `train`
-    if getattr(dataset, part) is None:
-        raise CbrunError(f"{run_dir}: the run's data has no {split} split")
     metrics = model.evaluate(
         **dataset.feed(part, config.training.batch_size),
         verbose=0,

@@ -284,3 +284,20 @@ def test_the_newest_evaluations_pictures_show_in_a_headless_browser(evaluated, t
     page.write_text(without)
     lost = ink(full) - ink(screenshot(chromium, page, tmp_path / "without.png", 6000))
     assert lost > 3 * 3000, f"only {lost} drawn pixels fewer without the newest evaluation's"
+
+
+def test_an_edited_eval_file_embeds_no_picture_from_outside_the_run(tmp_path):
+    from cbrun.inspect.report import render_report
+
+    run_dir = tmp_path / "exp" / "20261201-000000"
+    (run_dir / "plots").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("experiment: {name: exp}\n")
+    (tmp_path / "secret.png").write_bytes(b"outside the run")
+    (run_dir / "plots" / "inside.png").write_bytes(b"inside the run")
+    evaluation = {"split": "test", "metrics": {"loss": 1.0}, "per_class": {}, "plots": None}
+    for plots in (["../../secret.png", "plots/inside.png", 7], "plots/inside.png", {"a": 1}):
+        (run_dir / "eval-test-model.json").write_text(json.dumps({**evaluation, "plots": plots}))
+        html = render_report(run_dir, {"status": "completed"}, [])
+        assert base64.b64encode(b"outside the run").decode() not in html
+        shown = base64.b64encode(b"inside the run").decode() in html
+        assert shown == isinstance(plots, list), plots
