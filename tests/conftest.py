@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -250,3 +251,48 @@ def assert_eval_and_predict(cli: Any, run: Path, inputs: Path, expected: list[st
     predicted = cli("predict", run, inputs, *flags)
     assert predicted.exit_code == 0, predicted.stderr
     assert [row.split(",")[-1] for row in predicted.stdout.split()[1:]] == expected
+
+
+# --- report pictures in a real headless browser -------------------------------------------
+
+
+def ink(image: Any) -> int:
+    """Pixels that are not (near) white: text, lines and filled areas."""
+    return int((image[..., :3].min(axis=-1) < 200).sum())
+
+
+def screenshot(chromium: str, page: Path, out: Path, height: int = 2000) -> Any:
+    profile = out.parent / f"{out.stem}-profile"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            f"--screenshot={out}",
+            f"--window-size=1200,{height}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def find_chromium() -> str:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CBRUN_REQUIRE_BROWSER"):
+            pytest.fail("chromium is required (CBRUN_REQUIRE_BROWSER is set) but not installed")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return chromium

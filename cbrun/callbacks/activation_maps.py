@@ -8,8 +8,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ConfigDict, Field, PositiveFloat, PositiveInt
 
-from cbrun.callbacks.attribution import is_conv
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, CallbackParams, Phase
+from cbrun.callbacks.layer_paths import capturing, conv_paths, find_layer, walk
 from cbrun.callbacks.visual import (
     captioned_grid,
     class_names,
@@ -18,7 +18,7 @@ from cbrun.callbacks.visual import (
     periodic_callback,
     phase_samples,
 )
-from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.errors import CbrunError
 from cbrun.core.fields import RunPath
 from cbrun.data.base import require_arrays
 from cbrun.registry import callbacks
@@ -34,7 +34,8 @@ class ActivationMapsParams(CallbackParams):
     as a grid of its channels (each scaled to its own range; a Dense layer's units as one
     square) into `<directory>/epoch_NNN.png`, with a GIF over epochs at the end, and saved raw
     in `epoch_NNN.npz` (one array per layer name, samples first, with `indices` and `labels`).
-    With `evaluate` in `phases`, each evaluation also draws the test samples (`evaluate_NN.*`).
+    With `evaluate` in `phases`, each evaluation also draws fixed samples of what it evaluates
+    (`evaluate_NN.*`); with `predict`, each prediction draws its first inputs (`predict_NN.*`).
     """
 
     def batch_hooks(self) -> bool:
@@ -43,13 +44,17 @@ class ActivationMapsParams(CallbackParams):
     model_config = ConfigDict(json_schema_extra={"examples": [{"every": 5, "samples": 2}]})
 
     type: Literal["activation_maps"]
-    phases: list[Literal["fit", "evaluate"]] = Field(  # type: ignore[assignment]
+    phases: list[Phase] = Field(
         default_factory=lambda: ["fit"],
         min_length=1,
-        description="`fit` (maps during training) and/or `evaluate` (maps of the test samples).",
+        description="`fit` (maps during training), `evaluate` (of the evaluated split's fixed "
+        "samples) and/or `predict` (of the first inputs).",
     )
     layers: list[str] | None = Field(
-        None, min_length=1, description="Layer names; default: every conv layer."
+        None,
+        min_length=1,
+        description="Layer names, or paths such as `block/conv` inside a sub-model; default: "
+        "every conv layer.",
     )
     every: PositiveInt = Field(5, description="Draw every N epochs (and at the end).")
     samples: PositiveInt = Field(2, le=8, description="Samples drawn (≤ 8).")
@@ -69,46 +74,37 @@ class ActivationMapsParams(CallbackParams):
         return model
 
 
-def chosen_layers(model: Any, names: list[str] | None) -> list[Any]:
-    """The named layers of `model`, or its conv layers; a clear error for a missing one."""
+def chosen_layers(model: Any, names: list[str] | None) -> list[tuple[str, Any]]:
+    """The layers at the paths `names` (`block/conv` inside the sub-model `block`), or every
+    conv layer anywhere in the model, with their paths; a clear error for a missing one."""
     if names is None:
-        convs = [layer for layer in model.layers if is_conv(layer)]
+        convs = conv_paths(model)
         if not convs:
+            known = ", ".join(path for path, _ in walk(model))
             raise CbrunError(
                 "activation_maps: the model has no conv layer; name the layers to draw in "
-                f"`layers` (the model's: {', '.join(layer.name for layer in model.layers)})"
+                f"`layers` (the model's: {known})"
             )
         return convs
-    known = [layer.name for layer in model.layers]
-    for name in names:
-        if name not in known:
-            raise CbrunError(
-                f"activation_maps.layers: the model has no layer `{name}`."
-                f"{did_you_mean(name, known)} Layers: {', '.join(known)}"
-            )
-    return [model.get_layer(name) for name in names]
+    return [(name, find_layer(model, name, "activation_maps.layers")) for name in names]
 
 
 def layer_outputs(model: Any, layers: list[Any], x: np.ndarray) -> list[np.ndarray]:
-    """What each of `layers` outputs for `x`, in inference mode."""
+    """What each of `layers` outputs for `x`, in inference mode (one forward pass)."""
     import keras
 
-    x = np.asarray(x, dtype="float32")
-    if isinstance(model, keras.Sequential):
-        wanted, found = {id(layer) for layer in layers}, {}
-        hidden = x
-        for layer in model.layers:
-            hidden = layer(hidden, training=False)
-            if id(layer) in wanted:
-                found[id(layer)] = hidden
-            if len(found) == len(wanted):
-                break
-        outputs = [found[id(layer)] for layer in layers]
-    else:
-        probe = keras.Model(model.inputs, [layer.output for layer in layers])
-        outputs = probe(x, training=False)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-    return [np.asarray(keras.ops.convert_to_numpy(o), dtype="float32") for o in outputs]
+    with capturing(layers) as found:
+        model(np.asarray(x, dtype="float32"), training=False)
+    missing = [layer.name for layer in layers if id(layer) not in found]
+    if missing:
+        raise CbrunError(
+            f"activation_maps.layers: {', '.join(f'`{m}`' for m in missing)} not used when the "
+            "model computes its output"
+        )
+    return [
+        np.asarray(keras.ops.convert_to_numpy(found[id(layer)]), dtype="float32")
+        for layer in layers
+    ]
 
 
 def channel_tiles(activation: np.ndarray, limit: int) -> np.ndarray:
@@ -157,15 +153,19 @@ def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
 
     def write(model: Any, phase: str, stem: str, when: str) -> Path:
         indices, x, y = samples[phase]
-        layers = chosen_layers(model, params.layers)
-        outputs = layer_outputs(model, layers, x)
+        chosen = chosen_layers(model, params.layers)
+        outputs = layer_outputs(model, [layer for _, layer in chosen], x)
         folder.mkdir(parents=True, exist_ok=True)
-        arrays = {layer.name: output for layer, output in zip(layers, outputs, strict=True)}
-        np.savez(folder / f"{stem}.npz", indices=indices, labels=y, **arrays)
-        captions = [
-            f"sample {i}: {names[int(label)] if names else f'{float(np.ravel(label)[0]):.3g}'}"
-            for i, label in zip(indices, y, strict=True)
-        ]
+        arrays = {path: output for (path, _), output in zip(chosen, outputs, strict=True)}
+        labels = {} if y is None else {"labels": y}
+        np.savez(folder / f"{stem}.npz", indices=indices, **labels, **arrays)
+        if y is None:  # predict: the inputs have no labels
+            captions = [f"input {i}" for i in indices]
+        else:
+            captions = [
+                f"sample {i}: {names[int(label)] if names else f'{float(np.ravel(label)[0]):.3g}'}"
+                for i, label in zip(indices, y, strict=True)
+            ]
         path = folder / f"{stem}.png"
         title = f"{when}: layer outputs"
         plot_activations(outputs, list(arrays), captions, params.channels, title).save(path)

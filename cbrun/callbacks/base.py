@@ -106,11 +106,18 @@ class MonitorParams(FitOnlyParams):
 
 @dataclass
 class BuildContext:
-    """What a callback factory may use: the run directory, the config and the data."""
+    """What a callback factory may use: the run directory, the config and the data, and for
+    which phase it is built (a callback in several phases is built once per phase)."""
 
     run_dir: Path
     config: Any
     dataset: Any
+    phase: Phase = "fit"
+    evaluated: str = "test"
+    """In `evaluate`: what is evaluated, `test` or `validation` (a split of `dataset`) or
+    `data` (new labelled data, held in `dataset.train`, as `cbrun eval --data` reads it)."""
+    inputs: Any = None
+    """In `predict`: the inputs about to be predicted."""
 
     def path(self, relative: str) -> str:
         """`relative` (already checked to stay inside) as a path in the run directory."""

@@ -16,7 +16,7 @@ from pydantic import (
 )
 
 from cbrun.callbacks.attribution import Attributor, conv_layer, saliency
-from cbrun.callbacks.base import BuildContext, CallbackParams
+from cbrun.callbacks.base import BuildContext, CallbackParams, Phase
 from cbrun.callbacks.visual import (
     captioned_grid,
     class_names,
@@ -53,7 +53,9 @@ class SaliencyMapsParams(CallbackParams):
     the last) by their gradients. Images get overlays (`<directory>/epoch_NNN.png`, a GIF), flat
     features a bar chart per feature; the raw maps go to `epoch_NNN.npz` (`maps`: samples ×
     height × width or samples × features, with `indices`, `labels`, `targets`, `predicted`).
-    With `evaluate` in `phases`, each evaluation also maps the test sample (`evaluate_NN.*`).
+    With `evaluate` in `phases`, each evaluation (train's test evaluation, every `cbrun eval`)
+    also maps a fixed sample of what it evaluates (`evaluate_NN.*`); with `predict`, each
+    prediction maps its first `samples` inputs for their predicted class (`predict_NN.*`).
     """
 
     def batch_hooks(self) -> bool:
@@ -64,10 +66,11 @@ class SaliencyMapsParams(CallbackParams):
     )
 
     type: Literal["saliency_maps"]
-    phases: list[Literal["fit", "evaluate"]] = Field(  # type: ignore[assignment]
+    phases: list[Phase] = Field(
         default_factory=lambda: ["fit"],
         min_length=1,
-        description="`fit` (maps during training) and/or `evaluate` (maps of the test sample).",
+        description="`fit` (maps during training), `evaluate` (of the evaluated split's fixed "
+        "sample) and/or `predict` (of the first inputs, for their predicted class).",
     )
     method: Method = Field("integrated_gradients", description="How to attribute.")
     target: Literal["true", "predicted"] = Field(
@@ -88,7 +91,9 @@ class SaliencyMapsParams(CallbackParams):
         16, le=1024, description="smoothgrad: noisy copies averaged per sample."
     )
     layer: str | None = Field(
-        None, description="grad_cam: the conv layer's name; default: the last conv layer."
+        None,
+        description="grad_cam: the conv layer's name, or its path such as `block/conv` inside "
+        "a sub-model; default: the last conv layer anywhere in the model.",
     )
     directory: RunPath = Field("saliency", description="Folder for the PNGs, NPZs and the GIF.")
     frame_seconds: PositiveFloat = Field(0.6, description="How long the GIF shows each frame.")
@@ -150,8 +155,12 @@ def plot_feature_bars(maps: np.ndarray, names: list[str], title: str, top: int =
     return figure
 
 
-def _captions(y: np.ndarray, predicted: np.ndarray, names: list[str]) -> list[str]:
-    """`true / predicted` per sample: class names, or the first target's values."""
+def _captions(y: np.ndarray | None, predicted: np.ndarray, names: list[str]) -> list[str]:
+    """`true / predicted` per sample: class names, or the first target's values; without
+    labels (predict) `input N: predicted`."""
+    if y is None:
+        shown = [names[p] for p in predicted] if names else [f"{p:.3g}" for p in predicted]
+        return [f"input {i}: {p}" for i, p in enumerate(shown)]
     if names:
         return [f"{names[t]} / {names[p]}" for t, p in zip(y.astype(int), predicted, strict=True)]
     true = y if y.ndim == 1 else y[:, 0]
@@ -194,25 +203,27 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
         attributor = attributor_for(model)
         indices, x, y = samples[phase]
         outputs = attributor.predict(x)
+        aim = "predicted" if y is None else params.target  # predict: there are no labels
         if classification:
             predicted = class_probabilities(outputs).argmax(axis=1)
-            targets = y.astype(int) if params.target == "true" else predicted
+            targets = y.astype(int) if aim == "true" else predicted
         else:
             predicted, targets = outputs[:, 0], np.zeros(len(x), dtype=int)
         maps = saliency(attributor(x, targets), len(shape))
         folder = Path(ctx.path(params.directory))
         folder.mkdir(parents=True, exist_ok=True)
+        labels = {} if y is None else {"labels": y}
         np.savez(
             folder / f"{stem}.npz",
             maps=maps,
             indices=indices,
-            labels=y,
+            **labels,
             targets=targets,
             predicted=predicted,
             method=params.method,
             class_names=np.array(names, dtype=str),
         )
-        target = f"the {params.target} class" if classification else "the prediction"
+        target = f"the {aim} class" if classification else "the prediction"
         title = f"{when}: {METHOD_TITLES[params.method]} for {target}"
         path = folder / f"{stem}.png"
         if len(shape) == 1:
@@ -220,7 +231,7 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
             plot_feature_bars(maps, features, caption).savefig(path)
         else:
             captions = _captions(y, predicted, names)
-            if classification:
+            if classification and y is not None:
                 title += " (each: true / predicted)"
             plot_overlays(x, maps, captions, title).save(path)
         return path

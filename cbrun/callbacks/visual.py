@@ -114,9 +114,15 @@ def captioned_grid(
     return image
 
 
+PHASE_PREFIXES = ("epoch_", "evaluate_", "predict_")
+"""How the picture callbacks name their files in each phase: epoch_005, evaluate_01, ..."""
+
+
 def epoch_frames(directory: Path, prefix: str = "epoch_") -> list[Path]:
-    """`<prefix>NNN.png` files in epoch order (all of them, so a resumed run keeps the first's)."""
-    return sorted(directory.glob(f"{prefix}*.png"), key=lambda p: int(p.stem[len(prefix) :]))
+    """`<prefix>NNN.png` files in number order (all of them, so a resumed run keeps the
+    first's); `prefix`: one of PHASE_PREFIXES."""
+    frames = [p for p in directory.glob(f"{prefix}*.png") if p.stem[len(prefix) :].isdigit()]
+    return sorted(frames, key=lambda p: int(p.stem[len(prefix) :]))
 
 
 def assemble_gif(frames: list[Path], path: Path, frame_seconds: float) -> None:
@@ -144,19 +150,33 @@ def assemble_gif(frames: list[Path], path: Path, frame_seconds: float) -> None:
 
 Writer = Callable[[Any, str, str, str], Path]
 """`write(model, phase, stem, when)`: draw one picture (and its data) named `stem` for `phase`
-(`fit` or `evaluate`); `when` is its title's start, e.g. `epoch 5`."""
+(`fit`, `evaluate` or `predict`); `when` is its title's start, e.g. `epoch 5`."""
+
+
+def next_number(directory: Path, prefix: str) -> int:
+    """One more than the highest `<prefix>NN` file in `directory` (1 for none): a new write
+    never overwrites an earlier one, even when some were deleted."""
+    numbers = [
+        int(path.stem[len(prefix) :])
+        for path in directory.glob(f"{prefix}*")
+        if path.stem[len(prefix) :].isdigit()
+    ]
+    return max(numbers, default=0) + 1
 
 
 @dataclass
 class PeriodicPictures:
     """A callback that writes every `every` epochs and at the end of training, then a GIF of
-    all epoch frames; built once per phase, the `evaluate` one writes at each evaluation."""
+    all epoch frames; built once per phase, the `evaluate` one writes at each evaluation
+    (`evaluate_NN`, titled with `evaluated`) and the `predict` one at each prediction
+    (`predict_NN`)."""
 
     every: int
     write: Writer
     directory: Path
     gif: str
     frame_seconds: float
+    evaluated: str = "test split"
 
     def callback(self) -> Any:
         import keras
@@ -193,33 +213,52 @@ class PeriodicPictures:
             def on_test_end(self, logs: dict | None = None) -> None:
                 if self._in_fit:
                     return  # a validation pass inside fit
-                number = len(list(spec.directory.glob("evaluate_*.png"))) + 1
-                spec.write(self.model, "evaluate", f"evaluate_{number:02d}", f"evaluation {number}")
+                number = next_number(spec.directory, "evaluate_")
+                when = f"evaluation {number} ({spec.evaluated})"
+                spec.write(self.model, "evaluate", f"evaluate_{number:02d}", when)
+
+            def on_predict_end(self, logs: dict | None = None) -> None:
+                number = next_number(spec.directory, "predict_")
+                spec.write(self.model, "predict", f"predict_{number:02d}", f"prediction {number}")
 
         return Pictures()
 
 
 def phase_samples(params: Any, ctx: Any, who: str) -> dict[str, tuple]:
-    """The fixed sample of each phase in `params.phases`: `fit` from `params.split`,
-    `evaluate` from the test split (indices, x, y)."""
+    """The fixed sample of the phase `ctx` is built for (indices, x, y): in `fit` from
+    `params.split`, in `evaluate` from what is evaluated, in `predict` the first inputs (y is
+    None: there are no labels)."""
     seed = ctx.config.experiment.seed
-    samples = {}
-    if "fit" in params.phases:
-        data = split_arrays(ctx.dataset, params.split, who)
-        samples["fit"] = fixed_sample(data, params.samples, seed)
-    if "evaluate" in params.phases:
-        data = split_arrays(ctx.dataset, "test", f"{who} (evaluate)")
-        samples["evaluate"] = fixed_sample(data, params.samples, seed)
-    return samples
+    if ctx.phase == "predict":
+        x = ctx.inputs
+        if isinstance(x, dict) or not hasattr(x, "shape"):
+            raise CbrunError(f"{who} (predict) needs the inputs as one array of features")
+        x = np.asarray(x)
+        shape = tuple(ctx.dataset.input_shape)
+        if x.ndim < 1 or tuple(x.shape[1:]) != shape:
+            raise CbrunError(
+                f"{who} (predict): the inputs have shape {tuple(x.shape)}, the model takes "
+                f"(samples, {', '.join(map(str, shape))})"
+            )
+        count = min(params.samples, len(x))
+        return {"predict": (np.arange(count), x[:count], None)}
+    if ctx.phase == "evaluate":
+        split = "train" if ctx.evaluated == "data" else ctx.evaluated  # new data: in `train`
+        data = split_arrays(ctx.dataset, split, f"{who} (evaluate)")
+        return {"evaluate": fixed_sample(data, params.samples, seed)}
+    data = split_arrays(ctx.dataset, params.split, who)
+    return {"fit": fixed_sample(data, params.samples, seed)}
 
 
 def periodic_callback(params: Any, ctx: Any, write: Writer, gif: str) -> Any:
-    """The Keras callback calling `write` every `params.every` epochs, at the end and at each
-    evaluation, with the GIF `gif` in `params.directory`."""
+    """The Keras callback calling `write` every `params.every` epochs, at the end, at each
+    evaluation and at each prediction, with the GIF `gif` in `params.directory`."""
+    evaluated = "new data" if ctx.evaluated == "data" else f"{ctx.evaluated} split"
     return PeriodicPictures(
         every=params.every,
         write=write,
         directory=Path(ctx.path(params.directory)),
         gif=gif,
         frame_seconds=params.frame_seconds,
+        evaluated=evaluated,
     ).callback()

@@ -110,6 +110,13 @@ def curve_figure(
 
 def plot_overlay(histories: dict[str, dict[str, Any]], path: Path) -> Path:
     """One PNG with a panel per metric, overlaying every run (train solid, validation dashed)."""
+    path.write_bytes(_png(overlay_figure(histories)))
+    return path
+
+
+def overlay_figure(histories: dict[str, dict[str, Any]]) -> Any:
+    """A panel per metric overlaying every run, labelled as `histories` names them (the
+    learning rate as the steps each epoch trained with)."""
     per_run = {label: panels(history) for label, history in histories.items()}
     names = list(dict.fromkeys(name for runs in per_run.values() for name in runs))
     if not names:
@@ -123,18 +130,20 @@ def plot_overlay(histories: dict[str, dict[str, Any]], path: Path) -> Path:
         for number, (label, runs) in enumerate(per_run.items()):
             for part, (x, y) in runs.get(name, {}).items():
                 dashed = part == "validation"
-                axes.plot(
+                draw = axes.step if name == "learning_rate" else axes.plot
+                extra = {"where": "pre"} if name == "learning_rate" else {}
+                draw(
                     x,
                     y,
                     color=f"C{number % 10}",
                     linestyle="--" if dashed else "-",
                     label=f"{label} ({'val' if dashed else 'train'})",
+                    **extra,
                 )
                 values += y
         _style_axes(axes, name, values)
         axes.legend(fontsize="small")
-    path.write_bytes(_png(figure))
-    return path
+    return figure
 
 
 def plot_confusion_matrix(counts: list[list[int]], labels: list[str], path: Path) -> Path:

@@ -12,11 +12,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cbrun.callbacks.activation_maps import GIF_NAME as ACTIVATIONS_GIF
 from cbrun.callbacks.saliency_maps import GIF_NAME as SALIENCY_GIF
-from cbrun.callbacks.visual import epoch_frames
+from cbrun.callbacks.visual import PHASE_PREFIXES, epoch_frames
 from cbrun.core.console import Reporter, format_number
-from cbrun.core.run_dir import CONFIG_FILE, restore_non_finite, write_text_atomic
+from cbrun.core.errors import CbrunError
+from cbrun.core.run_dir import (
+    CONFIG_FILE,
+    RUN_RECORD,
+    read_json,
+    restore_non_finite,
+    write_text_atomic,
+)
 from cbrun.inspect.plots import PLOTS_DIR, plot_run
 from cbrun.inspect.runs import REPORT_FILE, metric_columns
 from cbrun.inspect.show import MATRIX_UP_TO, artifacts, human_size
@@ -55,6 +64,16 @@ def add_pictures(run_dir: Path, record: dict[str, Any], reporter: Reporter) -> N
         message = f"plots/report not written: {type(error).__name__}: {error}"
         record.setdefault("warnings", []).append(message)
         reporter.print(f"[yellow]warning:[/] {message}")
+
+
+def refresh_report(run_dir: Path) -> None:
+    """Write report.html again from the run's files as they are now (after a `cbrun eval`,
+    so the report shows every evaluation); the learning-curve PNGs are reused, not redrawn."""
+    record = read_json(run_dir / RUN_RECORD)
+    if not isinstance(record, dict):
+        raise CbrunError(f"{run_dir / RUN_RECORD}: not a JSON object")
+    plots = [run_dir / name for name in record.get("plots") or [] if (run_dir / name).is_file()]
+    write_text_atomic(run_dir / REPORT_FILE, render_report(run_dir, record, plots))
 
 
 def write_plots(run_dir: Path, record: dict[str, Any]) -> list[Path]:
@@ -129,7 +148,7 @@ def render_report(run_dir: Path, record: dict[str, Any], plots: list[Path]) -> s
             "<h2>Best epochs</h2>",
             _table(["monitor", "mode", "best", "epoch"], best_rows, numeric=(2, 3)),
         ]
-    body += _evaluation(run_dir)
+    body += _evaluations(run_dir)
     body += _interpretability(run_dir)
     body += [
         "<h2>Learning curves</h2>",
@@ -158,17 +177,83 @@ def _image(path: Path, alt: str) -> str:
     )
 
 
-def _evaluation(run_dir: Path) -> list[str]:
-    """The test evaluation of eval.json: per-class table, confusion matrix, scores, pictures."""
+def _read_evaluation(path: Path) -> dict[str, Any] | None:
     try:
-        evaluation = json.loads((run_dir / EVAL_FILE).read_text(encoding="utf-8"))
+        evaluation = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return []
-    if not isinstance(evaluation, dict) or not any(
-        key in evaluation for key in ("per_class", "regression")
-    ):
-        return []
-    body = [f"<h2>Evaluation on the {html.escape(str(evaluation.get('split')))} split</h2>"]
+        return None
+    return evaluation if isinstance(evaluation, dict) else None
+
+
+def later_evaluations(run_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """Every readable eval-*.json of `cbrun eval`, oldest first."""
+    found = [(path, _read_evaluation(path)) for path in run_dir.glob("eval-*.json")]
+    readable = [(path, evaluation) for path, evaluation in found if evaluation is not None]
+    return sorted(
+        readable,  # evaluated_at has whole seconds: then the file written last is the newest
+        key=lambda item: (str(item[1].get("evaluated_at", "")), item[0].stat().st_mtime_ns),
+    )
+
+
+def _evaluated(evaluation: dict[str, Any]) -> str:
+    """What an evaluation scored: `the validation split of model.keras`, or new data's path."""
+    source = evaluation.get("data")
+    what = (
+        f"new data {source.get('path')}"
+        if isinstance(source, dict)
+        else f"the {evaluation.get('split')} split"
+    )
+    checkpoint = evaluation.get("checkpoint")
+    return f"{what} of {checkpoint}" if checkpoint else what
+
+
+def _evaluations(run_dir: Path) -> list[str]:
+    """Train's test evaluation (eval.json) in full; then, after any `cbrun eval`, a table of
+    every eval-*.json and the newest one in full, each with its pictures."""
+    body: list[str] = []
+    evaluation = _read_evaluation(run_dir / EVAL_FILE)
+    if evaluation is not None:
+        heading = f"Evaluation on the {html.escape(str(evaluation.get('split')))} split"
+        body += _evaluation(run_dir, evaluation, heading)
+    later = later_evaluations(run_dir)
+    if not later:
+        return body
+    rows = []
+    for path, found in later:
+        metrics = found.get("metrics") if isinstance(found.get("metrics"), dict) else {}
+        what = _evaluated(found)
+        if found.get("data_changed"):
+            what += " (the data had changed)"
+        rows.append(
+            [
+                _link(path.name, path.name),
+                what,
+                str(found.get("samples", "")),
+                ", ".join(f"{k} {_number(v)}" for k, v in metrics.items()),
+                str(found.get("evaluated_at", "")),
+            ]
+        )
+    body += [
+        f"<h2>Evaluations by <code>cbrun eval</code> ({len(later)})</h2>",
+        _table(["file", "evaluated", "samples", "metrics", "at"], rows, numeric=(2,)),
+    ]
+    path, newest = later[-1]
+    heading = f"Newest evaluation: {html.escape(_evaluated(newest))} ({html.escape(path.name)})"
+    return body + _evaluation(run_dir, newest, heading, always=True)
+
+
+def _evaluation(
+    run_dir: Path, evaluation: dict[str, Any], heading: str, always: bool = False
+) -> list[str]:
+    """One evaluation: per-class table, confusion matrix, scores, pictures (`heading`: HTML).
+    Without per-class or regression details it is left out, unless `always` (then its
+    Keras metrics are shown)."""
+    if not any(key in evaluation for key in ("per_class", "regression")):
+        if not always or not isinstance(evaluation.get("metrics"), dict):
+            return []
+        rows = [[str(k), _number(v)] for k, v in evaluation["metrics"].items()]
+        return [f"<h2>{heading}</h2>", _table(["metric", "value"], rows, numeric=(1,))]
+    body = [f"<h2>{heading}</h2>"]
     per_class = evaluation.get("per_class") or {}
     averages = evaluation.get("averages") or {}
     rows = [
@@ -213,28 +298,59 @@ def _evaluation(run_dir: Path) -> list[str]:
         scores.append(["R²", _number(regression.get("r2"))])
     if scores:
         body.append(_table(["score", "value"], scores, numeric=(1,)))
-    pictures = [run_dir / name for name in evaluation.get("plots") or []]
+    names = evaluation.get("plots") if isinstance(evaluation.get("plots"), list) else []
+    inside = run_dir.resolve()
+    pictures = [
+        run_dir / name
+        for name in names
+        if isinstance(name, str) and (run_dir / name).resolve().is_relative_to(inside)
+    ]  # an edited eval file embeds no file from outside the run
     images = "".join(_image(p, p.stem.replace("_", " ")) for p in pictures if p.is_file())
     if images:
         body.append(f'<div class="plots">{images}</div>')
     return body
 
 
+PICTURE_CALLBACKS = {"saliency_maps": "saliency", "activation_maps": "activations"}
+"""The picture callbacks, and their default folders."""
+
+
+def _picture_folders(run_dir: Path) -> list[tuple[Path, str]]:
+    """(folder, kind) of each saliency_maps / activation_maps item of the run's config, and of
+    any folder holding their GIF."""
+    folders: dict[Path, str] = {}
+    try:
+        config = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        items = (config.get("callbacks") if isinstance(config, dict) else None) or []
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        items = []
+    for item in items if isinstance(items, list) else []:
+        kind = PICTURE_CALLBACKS.get(str(item.get("type"))) if isinstance(item, dict) else None
+        if kind:
+            folders[run_dir / str(item.get("directory") or kind).rstrip("/")] = kind
+    for gif in run_dir.glob("*/*.gif"):
+        if gif.name in (SALIENCY_GIF, ACTIVATIONS_GIF):
+            kind = "saliency" if gif.name == SALIENCY_GIF else "activations"
+            folders.setdefault(gif.parent, kind)
+    return sorted(folders.items())
+
+
 def _interpretability(run_dir: Path) -> list[str]:
-    """The newest picture of each saliency_maps / activation_maps folder, with its GIF linked."""
+    """The newest picture of each saliency_maps / activation_maps folder for each phase (the
+    last epoch, the newest evaluation, the newest prediction), with its GIF linked."""
     figures = []
-    for gif in sorted(run_dir.glob("*/*.gif")):
-        if gif.name not in (SALIENCY_GIF, ACTIVATIONS_GIF):
+    for folder, kind in _picture_folders(run_dir):
+        if not folder.is_dir() or not folder.resolve().is_relative_to(run_dir.resolve()):
             continue
-        frames = epoch_frames(gif.parent)
-        if not frames:
+        newest = [epoch_frames(folder, prefix)[-1:] for prefix in PHASE_PREFIXES]
+        pictures = [path for paths in newest for path in paths]
+        if not pictures:
             continue
-        folder = gif.parent.relative_to(run_dir)
-        kind = "saliency" if gif.name == SALIENCY_GIF else "activations"
-        link = f'<a href="{html.escape(str(folder / gif.name))}">all epochs (GIF)</a>'
-        last = [frames[-1], *sorted(gif.parent.glob("evaluate_*.png"))[-1:]]
-        images = "".join(_image(p, f"{kind} {folder}/{p.stem}") for p in last)
-        figures.append(f"<h3>{html.escape(str(folder))}/ ({kind}): {link}</h3>")
+        name = str(folder.relative_to(run_dir))
+        gif = folder / (SALIENCY_GIF if kind == "saliency" else ACTIVATIONS_GIF)
+        link = f': <a href="{html.escape(f"{name}/{gif.name}")}">all epochs (GIF)</a>'
+        images = "".join(_image(p, f"{kind} {name}/{p.stem}") for p in pictures)
+        figures.append(f"<h3>{html.escape(name)}/ ({kind}){link if gif.is_file() else ''}</h3>")
         figures.append(f'<div class="plots">{images}</div>')
     return ["<h2>Inside the model</h2>", *figures] if figures else []
 

@@ -114,9 +114,25 @@ def _check_compile_names(keras: Any, section: Any) -> None:
             ) from None
 
 
-def build_callbacks(config: Any, run_dir: Path, dataset: Dataset, phase: str = "fit") -> list[Any]:
-    """One Keras callback (or several) per `callbacks:` item that joins `phase`, in order."""
-    context = BuildContext(run_dir=run_dir, config=config, dataset=dataset)
+def build_callbacks(
+    config: Any,
+    run_dir: Path,
+    dataset: Dataset,
+    phase: str = "fit",
+    *,
+    evaluated: str = "test",
+    inputs: Any = None,
+) -> list[Any]:
+    """One Keras callback (or several) per `callbacks:` item that joins `phase`, in order;
+    `evaluated` and `inputs`: what the evaluate or predict phase is given (see BuildContext)."""
+    context = BuildContext(
+        run_dir=run_dir,
+        config=config,
+        dataset=dataset,
+        phase=phase,  # type: ignore[arg-type]
+        evaluated=evaluated,
+        inputs=inputs,
+    )
     built: list[Any] = []
     for index, params in enumerate(config.callbacks):
         if phase not in params.phases:

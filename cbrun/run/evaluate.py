@@ -25,6 +25,7 @@ from cbrun.core.run_dir import (
 from cbrun.data.base import Dataset, split_size
 from cbrun.experiment.config import load_config
 from cbrun.inspect.plots import PLOTS_DIR
+from cbrun.inspect.report import refresh_report
 from cbrun.inspect.show import evaluation_tables
 from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
 from cbrun.run.data_check import check_data
@@ -78,10 +79,11 @@ def evaluate_run(
     changes = [] if data is not None else check_data(run_dir, _record(run_dir), allow_changed_data)
     with imports_from_run(run_dir, allow_imports):
         config, dataset, model, path = load_run(run_dir, checkpoint, unsafe=unsafe, data=data)
-        callbacks = build_callbacks(config, run_dir, dataset, phase="evaluate")
-    part = "train" if data is not None else split  # new data is one split, held in `train`
-    if getattr(dataset, part) is None:
-        raise CbrunError(f"{run_dir}: the run's data has no {split} split")
+        part = "train" if data is not None else split  # new data is one split, held in `train`
+        if getattr(dataset, part) is None:
+            raise CbrunError(f"{run_dir}: the run's data has no {split} split")
+        evaluated = split if data is None else "data"
+        callbacks = build_callbacks(config, run_dir, dataset, "evaluate", evaluated=evaluated)
     metrics = model.evaluate(
         **dataset.feed(part, config.training.batch_size),
         verbose=0,
@@ -108,6 +110,10 @@ def evaluate_run(
         result["data_changed"] = changes
         warnings.append(f"the data changed since training: {'; '.join(changes)}")
     write_json_atomic(out, {**result, **details})
+    try:  # the report shows every evaluation; failing to redraw it loses none
+        refresh_report(run_dir)
+    except Exception as error:  # noqa: BLE001 - any failure here becomes a warning
+        warnings.append(f"report.html not rewritten: {type(error).__name__}: {error}")
     return EvalResult(out, result["metrics"], result["split"], shown, details, warnings, data)
 
 

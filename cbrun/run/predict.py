@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cbrun.core.console import make_console
 from cbrun.core.importing import imports_from_run
+from cbrun.inspect.report import refresh_report
 from cbrun.run.build import build_callbacks
 from cbrun.run.evaluate import load_run
 
@@ -36,7 +38,15 @@ def predict_run(
     run_dir = Path(run_dir)
     with imports_from_run(run_dir, allow_imports):
         config, dataset, model, _ = load_run(run_dir, checkpoint, unsafe=unsafe)
-        callbacks = build_callbacks(config, run_dir, dataset, phase="predict")
-    return model.predict(
+        callbacks = build_callbacks(config, run_dir, dataset, "predict", inputs=x)
+    outputs = model.predict(
         x, batch_size=batch_size or config.training.batch_size, verbose=0, callbacks=callbacks
     )
+    if callbacks:  # what they drew (saliency maps of the inputs, ...) belongs in the report
+        try:
+            refresh_report(run_dir)
+        except Exception as error:  # noqa: BLE001 - the predictions are what was asked for
+            make_console(stderr=True).print(
+                f"[yellow]warning:[/] report.html not rewritten: {type(error).__name__}: {error}"
+            )
+    return outputs

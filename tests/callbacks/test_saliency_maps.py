@@ -15,9 +15,10 @@ import pytest
 from PIL import Image
 
 from cbrun.callbacks.attribution import Attributor, saliency
+from cbrun.callbacks.visual import epoch_frames, next_number
 from cbrun.experiment.config import load_config
 from cbrun.run.build import build_dataset, import_keras
-from conftest import train_tiny
+from conftest import find_chromium, ink, screenshot, train_tiny
 
 keras = import_keras()
 
@@ -80,9 +81,9 @@ def corner(tmp_path_factory):
         }
         for method in LEAST_SHARE
     ]
-    callbacks[0]["phases"] = ["fit", "evaluate"]
+    callbacks[0]["phases"] = ["fit", "evaluate", "predict"]
     callbacks += [
-        {"type": "activation_maps", "every": EVERY},
+        {"type": "activation_maps", "every": EVERY, "phases": ["fit", "predict"]},
         {
             "type": "activation_maps",
             "every": 4,
@@ -215,6 +216,144 @@ def test_pngs_per_write_a_gif_over_epochs_and_maps_of_each_evaluation(corner, cl
     assert not (corner["run_dir"] / "gradient" / "evaluate_01.npz").exists()  # fit only
 
 
+def in_report(run_dir, picture) -> bool:
+    import base64
+
+    data = base64.b64encode(picture.read_bytes()).decode("ascii")
+    return data in (run_dir / "report.html").read_text()
+
+
+def test_cbrun_eval_maps_a_sample_of_what_it_evaluates_and_rewrites_the_report(
+    corner, cli, tmp_path
+):
+    folder = corner["run_dir"] / "integrated_gradients"
+    number = next_number(folder, "evaluate_")
+    result = cli("eval", corner["run_dir"], "--split", "validation")
+    assert result.exit_code == 0, result.stderr
+    x_val, y_val = corner["dataset"].validation
+    with np.load(folder / f"evaluate_{number:02d}.npz") as saved:
+        assert saved["indices"].max() < len(x_val)
+        np.testing.assert_array_equal(saved["labels"], y_val[saved["indices"]])
+        again = saliency(Attributor(corner["model"])(x_val[saved["indices"]], saved["labels"]), 3)
+        np.testing.assert_allclose(saved["maps"], again, rtol=1e-3, atol=1e-6)
+    assert in_report(corner["run_dir"], folder / f"evaluate_{number:02d}.png")
+    # New labelled data: only it is needed (the run's validation split is not read for a sample)
+    x, y = corner_images(40, seed=7)
+    np.savez(tmp_path / "new.npz", x=x, y=y)
+    result = cli("eval", corner["run_dir"], "--data", tmp_path / "new.npz")
+    assert result.exit_code == 0, result.stderr
+    with np.load(folder / f"evaluate_{number + 1:02d}.npz") as saved:
+        assert saved["indices"].max() < 40 and len(saved["indices"]) == SAMPLES
+        assert corner_share(saved["maps"]).mean() > LEAST_SHARE["integrated_gradients"]
+    assert in_report(corner["run_dir"], folder / f"evaluate_{number + 1:02d}.png")
+    assert not in_report(corner["run_dir"], folder / f"evaluate_{number:02d}.png")  # the newest
+
+
+def test_cbrun_predict_maps_the_first_inputs_for_their_predicted_class(corner):
+    from cbrun.run.predict import predict_run
+
+    run_dir, model = corner["run_dir"], corner["model"]
+    x = corner["dataset"].test[0][:5]
+    folder, activations = run_dir / "integrated_gradients", run_dir / "activations"
+    number = next_number(folder, "predict_")
+    outputs = predict_run(run_dir, x)
+    predicted = outputs.argmax(axis=1)
+    with np.load(folder / f"predict_{number:02d}.npz") as saved:
+        assert "labels" not in saved.files  # inputs to predict have none
+        np.testing.assert_array_equal(saved["indices"], np.arange(5))
+        np.testing.assert_array_equal(saved["targets"], predicted)
+        np.testing.assert_array_equal(saved["predicted"], predicted)
+        np.testing.assert_allclose(
+            saved["maps"], saliency(Attributor(model)(x, predicted), 3), rtol=1e-3, atol=1e-6
+        )
+        assert corner_share(saved["maps"]).mean() > LEAST_SHARE["integrated_gradients"]
+    with np.load(activations / f"predict_{number:02d}.npz") as saved:
+        probe = keras.Model(model.inputs[0], model.get_layer("last_conv").output)
+        expected = keras.ops.convert_to_numpy(probe(x[:2], training=False))
+        np.testing.assert_allclose(saved["last_conv"], expected, rtol=1e-4, atol=1e-5)
+    first = (folder / f"predict_{number:02d}.png").read_bytes()
+    predict_run(run_dir, x[:3])  # a second prediction: new files, the first ones kept
+    assert (folder / f"predict_{number:02d}.png").read_bytes() == first
+    with np.load(folder / f"predict_{number + 1:02d}.npz") as saved:
+        assert saved["maps"].shape == (3, 8, 8)
+    assert not list((run_dir / "gradient").glob("predict_*"))  # its phases: fit only
+    assert in_report(run_dir, folder / f"predict_{number + 1:02d}.png")
+    assert in_report(run_dir, activations / f"predict_{number + 1:02d}.png")
+
+
+# A functional model whose two conv layers sit inside a functional block `block`.
+NESTED_MODEL = """
+import keras
+
+
+def build(input_shape, num_classes):
+    block_inputs = keras.Input(input_shape)
+    hidden = keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv_a")(
+        block_inputs
+    )
+    hidden = keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv")(hidden)
+    block = keras.Model(block_inputs, hidden, name="block")
+    inputs = keras.Input(input_shape)
+    pooled = keras.layers.GlobalMaxPooling2D(name="pooled")(block(inputs))
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="output")(pooled)
+    return keras.Model(inputs, outputs)
+"""
+
+
+def test_grad_cam_and_activation_maps_find_conv_layers_inside_a_block(tmp_path):
+    x, y = corner_images(400, seed=3)
+    np.savez(tmp_path / "corner.npz", x=x, y=y)
+    (tmp_path / "nested_model.py").write_text(NESTED_MODEL)
+    common = {"method": "grad_cam", "every": 5, "samples": SAMPLES}
+    result = train_tiny(
+        tmp_path,
+        {
+            "data": {**CORNER_NPZ, "split": {"validation": 0.2, "test": 0.2}},
+            "model": {"type": "import", "function": "nested_model:build", "units": None},
+            "training": {"epochs": 5},
+            "callbacks": [
+                {"type": "saliency_maps", **common, "directory": "cam"},  # default: block/conv
+                {"type": "saliency_maps", **common, "layer": "block/conv", "directory": "path"},
+                {"type": "saliency_maps", **common, "layer": "conv_a", "directory": "first"},
+                {"type": "activation_maps", "every": 5},
+            ],
+        },
+    )
+    run_dir = result.run_dir
+    assert result.record["test_metrics"]["accuracy"] > 0.9
+    with np.load(run_dir / "cam" / "epoch_005.npz") as default:
+        with np.load(run_dir / "path" / "epoch_005.npz") as named:
+            np.testing.assert_allclose(default["maps"], named["maps"], rtol=1e-5, atol=1e-7)
+        assert corner_share(default["maps"]).mean() > LEAST_SHARE["grad_cam"]
+    with np.load(run_dir / "first" / "epoch_005.npz") as first:
+        assert first["maps"].shape == (SAMPLES, 8, 8) and first["maps"].sum() > 0
+    model = keras.saving.load_model(run_dir / "model.keras")
+    block = model.get_layer("block")
+    with np.load(run_dir / "activations" / "epoch_005.npz") as saved:
+        assert sorted(saved.files) == ["block/conv", "block/conv_a", "indices", "labels"]
+        inputs = build_dataset(load_config(run_dir / "config.yaml")[0]).validation[0]
+        inputs = inputs[saved["indices"]]
+        for name in ("conv_a", "conv"):
+            probe = keras.Model(block.inputs[0], block.get_layer(name).output)
+            expected = keras.ops.convert_to_numpy(probe(inputs, training=False))
+            np.testing.assert_allclose(saved[f"block/{name}"], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_a_wrong_layer_path_is_refused_with_the_paths_there_are(cli, make_config, tmp_path):
+    x, y = corner_images(60, seed=2)
+    np.savez(tmp_path / "corner.npz", x=x, y=y)
+    (tmp_path / "nested_model.py").write_text(NESTED_MODEL)
+    model = {"type": "import", "function": "nested_model:build", "units": None}
+    cam = {"type": "saliency_maps", "method": "grad_cam", "layer": "blok/conv"}
+    result = cli("train", make_config({"data": CORNER_NPZ, "model": model, "callbacks": [cam]}))
+    assert result.exit_code == 2
+    assert "the model has no layer `blok/conv`. Did you mean `block/conv`?" in result.stderr
+    assert "Conv layers: block/conv_a, block/conv" in result.stderr
+    layers = {"type": "activation_maps", "layers": ["block/conv", "block/pooled"]}
+    result = cli("train", make_config({"data": CORNER_NPZ, "model": model, "callbacks": [layers]}))
+    assert result.exit_code == 2 and "no layer `block/pooled`" in result.stderr
+
+
 def test_tabular_data_gets_per_feature_bars_and_a_map_at_the_end(tmp_path):
     result = train_tiny(
         tmp_path,
@@ -252,8 +391,8 @@ def test_tabular_data_gets_per_feature_bars_and_a_map_at_the_end(tmp_path):
             "`layer` is used by method grad_cam only",
         ),
         (
-            {"callbacks": [{"type": "saliency_maps", "phases": ["predict"]}]},
-            "callbacks[0].phases[0]",
+            {"callbacks": [{"type": "saliency_maps", "phases": ["fit", "predcit"]}]},
+            "callbacks[0].phases[1]",
         ),
         (
             {
@@ -352,8 +491,34 @@ def test_the_report_shows_the_newest_picture_of_each_folder_and_links_its_gif(co
         last = sorted((corner["run_dir"] / folder).glob("epoch_*.png"))[-1]
         assert base64.b64encode(last.read_bytes()).decode("ascii") in html, folder
         assert f'<a href="{folder}/{gif}">' in html
-    evaluation = corner["run_dir"] / "integrated_gradients" / "evaluate_01.png"
-    assert base64.b64encode(evaluation.read_bytes()).decode("ascii") in html
+    newest = epoch_frames(corner["run_dir"] / "integrated_gradients", "evaluate_")[-1]
+    assert base64.b64encode(newest.read_bytes()).decode("ascii") in html
+
+
+def test_a_headless_browser_draws_every_picture_inside_the_model(corner, tmp_path):
+    """The report's `Inside the model` section (with the report's own head and style), with and
+    without its pictures: together they take away the ink of that many pictures."""
+    import re
+
+    chromium = find_chromium()
+    html = (corner["run_dir"] / "report.html").read_text()
+    head, rest = html.split("<h2>Inside the model</h2>")
+    inside = rest.split("<h2>")[0]
+    images = re.findall(r'src="data:image/png;base64,[^"]*"', inside)
+    assert len(images) >= len(LEAST_SHARE) + 2 + 1  # a last epoch each, IG's evaluation
+    section = head.split("<body>")[0] + "<body><h2>Inside the model</h2>"
+    bare = inside
+    for image in images:
+        bare = bare.replace(image, 'src=""')
+    (tmp_path / "inside.html").write_text(f"{section}{inside}</body></html>")
+    (tmp_path / "bare.html").write_text(f"{section}{bare}</body></html>")
+    height = 9000
+    page = screenshot(chromium, tmp_path / "inside.html", tmp_path / "inside.png", height)
+    assert ink(page[-300:]) == 0  # the whole section fits in the screenshot
+    lost = ink(page) - ink(
+        screenshot(chromium, tmp_path / "bare.html", tmp_path / "bare.png", height)
+    )
+    assert lost > 2000 * len(images), f"{lost} drawn pixels fewer without {len(images)} pictures"
 
 
 def test_maps_under_a_mirrored_strategy_are_those_of_the_trained_model(make_config, runs_dir):

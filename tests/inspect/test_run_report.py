@@ -5,10 +5,8 @@ from __future__ import annotations
 import base64
 import html as html_module
 import json
-import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import TINY, merge, train_tiny
+from conftest import TINY, find_chromium, ink, merge, screenshot, train_tiny
 
 # matplotlib's first two line colours: the train (C0) and validation (C1) curves.
 TRAIN_BLUE, VALIDATION_ORANGE = (31, 119, 180), (255, 127, 14)
@@ -78,45 +76,6 @@ def test_report_is_self_contained(run):
     summary = (run / "model_summary.txt").read_text()
     assert "<h2>Model</h2>" in html and "Total params" in summary
     assert html_module.escape(summary) in html
-
-
-def ink(image: np.ndarray) -> int:
-    """Pixels that are not (near) white: text, lines and filled areas."""
-    return int((image[..., :3].min(axis=-1) < 200).sum())
-
-
-def screenshot(chromium: str, page: Path, out: Path, height: int = 2000) -> np.ndarray:
-    profile = out.parent / f"{out.stem}-profile"
-    subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--screenshot={out}",
-            f"--window-size=1200,{height}",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    return np.asarray(Image.open(out).convert("RGB"))
-
-
-def find_chromium() -> str:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if os.environ.get("CBRUN_REQUIRE_BROWSER"):
-            pytest.fail("chromium is required (CBRUN_REQUIRE_BROWSER is set) but not installed")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    return chromium
 
 
 def test_report_shows_its_plots_in_a_headless_browser(run, tmp_path):
@@ -261,3 +220,84 @@ def test_curves_spanning_two_decades_get_a_log_axis_and_the_learning_rate_steps(
     rate = curve_figure("learning_rate", curves["learning_rate"], {}).axes[0]
     assert rate.get_ylabel() == "learning rate" and rate.get_yscale() == "linear"
     assert rate.lines[0].get_drawstyle() == "steps-pre"
+    from cbrun.inspect.plots import overlay_figure
+
+    overlay = overlay_figure({"a/1 (model.units=[8])": history, "a/2 (model.units=[16])": history})
+    by_title = {axes.get_title(): axes for axes in overlay.axes}
+    assert by_title["loss"].get_yscale() == "log"
+    assert by_title["learning_rate"].get_ylabel() == "learning rate"
+    assert {line.get_drawstyle() for line in by_title["learning_rate"].lines} == {"steps-pre"}
+    assert [t.get_text() for t in by_title["loss"].get_legend().get_texts()] == [
+        "a/1 (model.units=[8]) (train)",
+        "a/2 (model.units=[16]) (train)",
+    ]
+
+
+@pytest.fixture(scope="module")
+def evaluated(binary_run, tmp_path_factory) -> Path:
+    """A copy of binary_run after `cbrun eval` of the test split, then of the validation split."""
+    from cbrun.run.evaluate import evaluate_run
+
+    run_dir = tmp_path_factory.mktemp("evaluated") / "binary" / binary_run.name
+    shutil.copytree(binary_run, run_dir)
+    for split in ("test", "validation"):
+        result = evaluate_run(run_dir, split=split)
+        assert not result.warnings, result.warnings
+    return run_dir
+
+
+def test_cbrun_eval_rewrites_the_report_with_every_evaluation_and_the_newest_in_full(evaluated):
+    html = (evaluated / "report.html").read_text()
+    assert "<h2>Evaluation on the test split</h2>" in html  # train's, as before
+    assert "<h2>Evaluations by <code>cbrun eval</code> (2)</h2>" in html
+    for name in ("eval-test-model.json", "eval-validation-model.json"):
+        assert f'<a href="{name}">{name}</a>' in html
+    assert (
+        "<h2>Newest evaluation: the validation split of model.keras "
+        "(eval-validation-model.json)</h2>"
+    ) in html
+    newest = json.loads((evaluated / "eval-validation-model.json").read_text())
+    (true_0, false_1), (false_0, true_1) = newest["confusion_matrix"]["counts"]
+    assert (
+        f'<tr><td>0</td><td class="num">{true_0}</td><td class="num">{false_1}</td></tr>'
+        f'<tr><td>1</td><td class="num">{false_0}</td><td class="num">{true_1}</td></tr>'
+    ) in html
+    assert newest["plots"] == [
+        f"plots/eval-validation-model/{name}.png" for name in ("confusion_matrix", "roc", "pr")
+    ]
+    for name in newest["plots"]:
+        assert base64.b64encode((evaluated / name).read_bytes()).decode("ascii") in html, name
+    older = json.loads((evaluated / "eval-test-model.json").read_text())
+    for name in older["plots"]:  # the same pictures as train's test evaluation: shown once
+        assert html.count(base64.b64encode((evaluated / name).read_bytes()).decode("ascii")) == 1
+
+
+def test_the_newest_evaluations_pictures_show_in_a_headless_browser(evaluated, tmp_path):
+    chromium = find_chromium()
+    html = (evaluated / "report.html").read_text()
+    newest = json.loads((evaluated / "eval-validation-model.json").read_text())
+    full = screenshot(chromium, evaluated / "report.html", tmp_path / "full.png", 6000)
+    without = html
+    for name in newest["plots"]:
+        without = without.replace(base64.b64encode((evaluated / name).read_bytes()).decode(), "")
+    page = tmp_path / "without.html"
+    page.write_text(without)
+    lost = ink(full) - ink(screenshot(chromium, page, tmp_path / "without.png", 6000))
+    assert lost > 3 * 3000, f"only {lost} drawn pixels fewer without the newest evaluation's"
+
+
+def test_an_edited_eval_file_embeds_no_picture_from_outside_the_run(tmp_path):
+    from cbrun.inspect.report import render_report
+
+    run_dir = tmp_path / "exp" / "20261201-000000"
+    (run_dir / "plots").mkdir(parents=True)
+    (run_dir / "config.yaml").write_text("experiment: {name: exp}\n")
+    (tmp_path / "secret.png").write_bytes(b"outside the run")
+    (run_dir / "plots" / "inside.png").write_bytes(b"inside the run")
+    evaluation = {"split": "test", "metrics": {"loss": 1.0}, "per_class": {}, "plots": None}
+    for plots in (["../../secret.png", "plots/inside.png", 7], "plots/inside.png", {"a": 1}):
+        (run_dir / "eval-test-model.json").write_text(json.dumps({**evaluation, "plots": plots}))
+        html = render_report(run_dir, {"status": "completed"}, [])
+        assert base64.b64encode(b"outside the run").decode() not in html
+        shown = base64.b64encode(b"inside the run").decode() in html
+        assert shown == isinstance(plots, list), plots
