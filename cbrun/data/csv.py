@@ -3,7 +3,7 @@ any kind (numbers, categories, text), read as they come (see `cbrun.data.table`)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -27,6 +27,8 @@ MAX_AUTO_CLASSES = 20
 class CsvParams(FileDataParams):
     """A table with a header row (`.csv`, `.tsv`, `.parquet`, `.jsonl`): one target column and
     feature columns; string columns are categories, numbers stay numbers."""
+
+    read_by_validate: ClassVar[bool] = True
 
     type: Literal["csv"]
     target: str = Field(description="Name of the target column.", examples=["label"])
@@ -130,6 +132,15 @@ def csv(params: CsvParams, seed: int) -> Dataset:
 
     def read(path: str) -> tuple:
         frame = main if path == params.path else read_frame(path)
+        lacking = [c for c in kinds if c not in frame.columns]
+        if lacking:
+            raise CbrunError(
+                f"{where(path)}: {path} has no column `{lacking[0]}`, a feature of "
+                f"{params.path}.{did_you_mean(lacking[0], list(frame.columns))} Columns: "
+                f"{', '.join(frame.columns)}",
+                hint="every file needs the features data.path has (or list them under "
+                "data.features)",
+            )
         x = table_columns(frame, kinds, params.missing == "impute", path, where(path))
         if not tabular:  # all numeric, no gaps: one float array, as before tables had kinds
             x = np.stack([x[c] for c in kinds], axis=1)

@@ -167,9 +167,12 @@ def test_a_task_the_data_decides_is_judged_once_the_data_is_read(tmp_path, make_
     (tmp_path / "table.csv").write_text(rows)
     data = {"type": "csv", "path": "table.csv", "target": "label"}
     data.update(dict.fromkeys(("samples", "features", "classes")))  # TINY's, removed
-    result = cli("train", make_config({"data": data, "compile": {"metrics": ["auc"]}}))
-    assert result.exit_code == 2 and "Traceback" not in result.stderr
-    assert "compile.metrics[0]: `auc` cannot score this classification model" in result.stderr
+    config = make_config({"data": data, "compile": {"metrics": ["auc"]}})
+    validated, trained = cli("validate", config), cli("train", config)
+    for result in (validated, trained):
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        assert "compile.metrics[0]: `auc` cannot score this classification model" in result.stderr
+    assert validated.stderr == trained.stderr
     assert run_dirs(tmp_path / "runs") == []
 
 
@@ -234,3 +237,137 @@ def test_files_in_different_folders_do_not_clash(make_config, cli):
         {"type": "model_checkpoint", "filepath": "checkpoints/last.keras"},
     ]
     assert cli("validate", make_config({"callbacks": callbacks})).exit_code == 0
+
+
+# Data `train` refuses once it has read it, and `validate` with it (the same data checks):
+# id: (files to write, data section, expected text). Files: name -> text, or arrays for .npz.
+ROWS = range(30)
+TABLE = {"samples": None, "features": None, "classes": None}  # TINY's, removed
+
+
+def _table(cell) -> str:
+    return "a,b,label\n" + "".join(f"{i},{cell(i, 'b')},{cell(i, 'label')}\n" for i in ROWS)
+
+
+def _npz(y, x=None):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {"x": rng.normal(size=(30, 4)) if x is None else x, "y": np.asarray(y)}
+
+
+def _one_hot():
+    import numpy as np
+
+    return np.eye(3)[np.arange(30) % 3]
+
+
+def _with_gaps(task_values):
+    import numpy as np
+
+    y = np.asarray(task_values, dtype=float)
+    y[[4, 11]] = np.nan
+    return y
+
+
+GOOD = _table(lambda i, col: i % 3 if col == "b" else i % 2)
+BAD_DATA = {
+    "csv_missing_cells": (
+        {"t.csv": _table(lambda i, col: "" if (i, col) == (4, "b") else i % 2)},
+        {"type": "csv", "path": "t.csv", "target": "label"},
+        "data.path: missing cells in {dir}/t.csv: `b` (line 6)",
+    ),
+    "csv_single_class": (
+        {"t.csv": _table(lambda i, col: "yes" if col == "label" else i)},
+        {"type": "csv", "path": "t.csv", "target": "label"},
+        "data.target: `label` in {dir}/t.csv holds one class only (yes); classification needs "
+        "two or more",
+    ),
+    "csv_test_file_lacks_a_feature": (
+        {"t.csv": GOOD, "test.csv": "a,label\n" + "".join(f"{i},{i % 2}\n" for i in ROWS)},
+        {"type": "csv", "path": "t.csv", "test_path": "test.csv", "target": "label"},
+        "data.test_path: {dir}/test.csv has no column `b`, a feature of {dir}/t.csv.",
+    ),
+    "csv_target_with_gaps": (
+        {"t.csv": _table(lambda i, col: "" if col == "label" and i in (3, 9) else i * 0.5)},
+        {"type": "csv", "path": "t.csv", "target": "label", "task": "regression"},
+        "data.target: `label` is empty in {dir}/t.csv: lines 5, 11",
+    ),
+    "class_weight_of_no_class": (
+        {"t.csv": GOOD},
+        {"type": "csv", "path": "t.csv", "target": "label", "class_weight": {"cat": 2}},
+        "training.class_weight: `cat` is not a class. Classes: 0, 1",
+    ),
+    "npz_one_hot_labels": (
+        {"d.npz": _npz(_one_hot())},
+        {"type": "npz", "path": "d.npz"},
+        "data: {dir}/d.npz: the labels have shape [30, 3] (one-hot, or several labels per "
+        "sample); classification takes one class index per sample: save `y.argmax(axis=1)`",
+    ),
+    "npz_one_feature_as_a_1d_array": (
+        {"d.npz": _npz(list(ROWS), x=[float(i) for i in ROWS])},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: the features have shape [30], one number per sample",
+    ),
+    "npz_single_class": (
+        {"d.npz": _npz([0] * 30)},
+        {"type": "npz", "path": "d.npz"},
+        "data.y: `y` in {dir}/d.npz: the training labels hold class 0 only; classification "
+        "needs two or more classes",
+    ),
+    "npz_targets_with_gaps": (
+        {"d.npz": _npz(_with_gaps([i * 0.1 for i in ROWS]))},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: 2 targets are missing or not finite (samples 4, 11, counted from 0)",
+    ),
+    "npz_labels_with_gaps": (
+        {"d.npz": _npz(_with_gaps([i % 3 for i in ROWS]))},
+        {"type": "npz", "path": "d.npz"},
+        "data: {dir}/d.npz: 2 labels are missing or not finite (samples 4, 11, counted from 0)",
+    ),
+    "import_one_hot_labels": (
+        {
+            "onehot_data.py": "import numpy as np\n\ndef load():\n"
+            "    return np.ones((30, 4)), np.eye(3)[np.arange(30) % 3]\n"
+        },
+        {"type": "import", "function": "onehot_data:load"},
+        "data.function (onehot_data:load): the labels have shape [30, 3]",
+    ),
+}
+
+
+def _write(folder, files) -> None:
+    import numpy as np
+
+    for name, content in files.items():
+        if name.endswith(".npz"):
+            np.savez(folder / name, **content)
+        else:
+            (folder / name).write_text(content)
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_data_that_cannot_train_fails_in_validate_and_train_alike(
+    case, tmp_path, make_config, cli, runs_dir
+):
+    files, data, message = BAD_DATA[case]
+    _write(tmp_path, files)
+    data = dict(data)
+    training = {"class_weight": data.pop("class_weight")} if "class_weight" in data else {}
+    config = make_config({"data": {**TABLE, "split": None, **data}, "training": training})
+    validated, trained = cli("validate", config), cli("train", config)
+    for result in (validated, trained):
+        assert result.exit_code == 2, result.stderr
+        assert message.format(dir=tmp_path) in result.stderr, result.stderr
+        assert result.stderr.startswith(f"error: {config}:") and "Traceback" not in result.stderr
+    assert validated.stderr == trained.stderr  # one code path: the same words
+    assert run_dirs(runs_dir) == []
+
+
+def test_a_column_of_class_indices_is_one_label_per_sample(tmp_path, make_config, cli):
+    import numpy as np
+
+    _write(tmp_path, {"d.npz": _npz((np.arange(30) % 3)[:, None])})
+    config = make_config({"data": {**TABLE, "type": "npz", "path": "d.npz"}})
+    result = cli("validate", config)  # reads and splits (stratified) the data as train does
+    assert result.exit_code == 0, result.stderr
