@@ -371,3 +371,26 @@ def test_a_column_of_class_indices_is_one_label_per_sample(tmp_path, make_config
     config = make_config({"data": {**TABLE, "type": "npz", "path": "d.npz"}})
     result = cli("validate", config)  # reads and splits (stratified) the data as train does
     assert result.exit_code == 0, result.stderr
+
+
+def test_the_keras_names_validate_knows_are_the_installed_keras_names():
+    """validate refuses unknown loss and metric names from a list, without Keras: the list
+    is what the installed Keras resolves, no more and no less."""
+    from cbrun.experiment.keras_names import LOSSES, METRICS
+    from cbrun.run.build import import_keras
+
+    keras = import_keras()
+
+    def resolved(module, names) -> set[str]:
+        found = set()
+        for name in names:
+            try:
+                found |= {name} if module.get(name) is not None else set()
+            except (ValueError, TypeError):
+                pass
+        return found
+
+    for module, known in ((keras.losses, LOSSES), (keras.metrics, METRICS)):
+        public = {n for n in dir(module) if not n.startswith("_")} - {"get", "serialize"}
+        assert resolved(module, known) == set(known)  # each one resolves
+        assert resolved(module, public) <= set(known)  # and none Keras offers is missing
