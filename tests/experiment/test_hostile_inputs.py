@@ -205,3 +205,39 @@ def test_a_run_directory_name_too_long_for_the_file_system_is_exit_2(command):
     code, stderr = run_cbrun(command, *args)
     assert code == 2, stderr
     assert stderr.startswith("error: ") and "Traceback" not in stderr, stderr
+
+
+# What the list in issue 12 names, each with the answer README promises: (file bytes, text
+# on stderr, or None for "valid"). TINY's sections follow each document.
+BODY = yaml.safe_dump({k: v for k, v in TINY.items() if k != "training"}, sort_keys=False)
+PROMISED = {
+    "non_utf8_byte_names_line_and_column": (
+        b'experiment:\n  name: ok\n  description: "caf\xe9"\n',
+        ":3:20: byte 0xe9 is not UTF-8; save the file as UTF-8",
+    ),
+    "complex_key": (b"? [a, b]\n: 1\n", ":1:3: invalid YAML: a key must be a plain value"),
+    "merge_key_is_supported": (
+        ("training:\n  <<: {epochs: 3, batch_size: 8}\n  epochs: 4\n" + BODY).encode(),
+        None,
+    ),
+    "file_over_the_size_limit": (
+        b"# x\n" * 2_600_000,
+        "experiment files are limited to 10,000,000",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PROMISED))
+def test_inputs_the_issue_names_get_the_promised_answer(folder, case):
+    raw, expected = PROMISED[case]
+    config = folder / f"{case}.yaml"
+    config.write_bytes(raw)
+    code, stderr = run_cbrun("validate", str(config))
+    if expected is None:
+        from cbrun.experiment.config import load_config
+
+        assert code == 0, stderr
+        training = load_config(config)[0].training  # merged, then the key beside it wins
+        assert (training.batch_size, training.epochs) == (8, 4)
+    else:
+        assert code == 2 and expected in stderr and f"{config}" in stderr, stderr
