@@ -21,7 +21,7 @@ from cbrun.data.base import Dataset, labels_of
 from cbrun.data.class_weight import class_weights
 from cbrun.experiment.yaml_source import Document
 
-SHOWN = 5  # sample positions named in a message
+MAX_CLASSES = 100_000  # units of a classification head
 
 
 @dataclass
@@ -46,7 +46,7 @@ def read_data(config: Any, document: Document, config_dir: Path | None) -> Check
     with located(document, "data"):  # errors found in the data name the config line
         component = registry.datasets.get(config.data.type)
         dataset = component.factory(config.data, config.experiment.seed)
-        two_classes_to_learn(config, dataset)
+        classes_to_learn(config, dataset)
     with located(document, "training"):
         weights = class_weights(config.training.class_weight, dataset)
     if getattr(config.data, "task", None) not in ("classification", "regression"):
@@ -56,9 +56,10 @@ def read_data(config: Any, document: Document, config_dir: Path | None) -> Check
     return CheckedData(dataset, weights)
 
 
-def two_classes_to_learn(config: Any, dataset: Dataset) -> None:
+def classes_to_learn(config: Any, dataset: Dataset) -> None:
     """Classification needs two classes or more in the training split (a file of one class
-    may still be evaluated: `cbrun eval --data`)."""
+    may still be evaluated: `cbrun eval --data`), and no more than MAX_CLASSES (labels that
+    are ids, not indices, would build a head of that many units)."""
     if dataset.task != "classification":
         return
     found = np.unique(np.asarray(labels_of(dataset.train)))
@@ -67,6 +68,13 @@ def two_classes_to_learn(config: Any, dataset: Dataset) -> None:
         raise CbrunError(
             f"{_source(config.data)}: the training labels hold {which}; classification needs "
             "two or more classes"
+        )
+    if (dataset.num_classes or 0) > MAX_CLASSES:
+        raise CbrunError(
+            f"{_source(config.data)}: {dataset.num_classes:,} classes (labels go up to "
+            f"{dataset.num_classes - 1:,}, {len(found):,} of them used), more than the "
+            f"{MAX_CLASSES:,} a classification head takes: number the classes 0..K-1 "
+            "(`np.unique(y, return_inverse=True)[1]`)"
         )
 
 

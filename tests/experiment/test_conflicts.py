@@ -315,6 +315,12 @@ BAD_DATA = {
         "data.y: `y` in {dir}/d.npz: the training labels hold class 0 only; classification "
         "needs two or more classes",
     ),
+    "npz_labels_that_are_ids_not_indices": (
+        {"d.npz": _npz([(i % 2) * 10**9 for i in ROWS])},
+        {"type": "npz", "path": "d.npz"},
+        "data.y: `y` in {dir}/d.npz: 1,000,000,001 classes (labels go up to 1,000,000,000, 2 "
+        "of them used), more than the 100,000 a classification head takes",
+    ),
     "npz_targets_with_gaps": (
         {"d.npz": _npz(_with_gaps([i * 0.1 for i in ROWS]))},
         {"type": "npz", "path": "d.npz", "task": "regression"},
