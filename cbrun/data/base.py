@@ -292,7 +292,14 @@ def make_file_dataset(
     for name, path in from_files.items():
         if path:
             x, y, *weights = read(path)
-            setattr(dataset, name, (*check_arrays(x, y, task, f"{source}: {name}_path"), *weights))
+            part = (*check_arrays(x, y, task, f"{source}: {name}_path"), *weights)
+            shape = None if isinstance(part[0], dict) else list(part[0].shape[1:])
+            if shape is not None and shape != list(dataset.input_shape):
+                raise CbrunError(
+                    f"data.{name}_path: {path} has samples of shape {shape}, but "
+                    f"{params.path} has {list(dataset.input_shape)}"
+                )
+            setattr(dataset, name, part)
     files = {f"data.{k}": getattr(params, k) for k in ("path", "validation_path", "test_path")}
     return dataset.add_fingerprint(fingerprint_data(files))
 
@@ -324,10 +331,15 @@ def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Array
         raise CbrunError(f"{source}: {rows} feature rows but {len(y)} labels")
     if isinstance(x, dict):  # a table's columns, already checked by the table reader
         return x, _labels(y, task, source)
+    if np.asarray(x).dtype.kind == "c":
+        raise CbrunError(f"{source}: features must be real numbers (got complex values)")
     try:
-        x = np.asarray(x, dtype="float32")
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            x = np.asarray(x, dtype="float32")
     except (TypeError, ValueError, OverflowError):
         raise CbrunError(f"{source}: features must be numeric") from None
+    if x.ndim > 1 and x[0].size == 0:
+        raise CbrunError(f"{source}: the samples have no features (shape {list(x.shape)})")
     if x.ndim == 1:
         raise CbrunError(
             f"{source}: the features have shape {list(x.shape)}, one number per sample; cbrun "
@@ -352,6 +364,9 @@ def positions(index: np.ndarray) -> str:
 def _labels(y: np.ndarray, task: Task, source: str) -> np.ndarray:
     """Labels as int32 classes 0..K-1 (one per sample), or float32 regression targets."""
     labels = np.asarray(y)
+    if task != "classification" and labels.dtype.kind in "iuf":
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            labels = labels.astype("float32")
     if labels.dtype.kind not in "biuf":
         what = (
             "classification labels must be integers 0..K-1"
@@ -364,7 +379,8 @@ def _labels(y: np.ndarray, task: Task, source: str) -> np.ndarray:
         bad = np.flatnonzero(~finite)
         kind = "labels" if task == "classification" else "targets"
         raise CbrunError(
-            f"{source}: {len(bad)} {kind} are missing or not finite ({positions(bad)})"
+            f"{source}: {len(bad)} {kind} are missing or not finite, or beyond float32 "
+            f"({positions(bad)})"
         )
     if task == "classification":
         if labels.ndim == 2 and labels.shape[1] == 1:

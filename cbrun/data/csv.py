@@ -78,12 +78,18 @@ class CsvParams(FileDataParams):
     )
 
     def column_problems(self, columns: list[str], path: str) -> list[tuple[str, str]]:
-        """(key, message) for each column named here that the file at `path` lacks."""
+        """(key, message) for each column named here that the file at `path` lacks, and a
+        target or sample weight listed among the features (the model would see the answer)."""
+        leaks = [
+            ("features", f"lists `{column}`, which is the {role}: the model would see it")
+            for role, column in (("target", self.target), ("sample weight", self.sample_weight))
+            if column and column in (self.features or [])
+        ]
         named = [("target", self.target)]
         named += [("features", c) for c in self.features or []]
         named += [(f"columns.{c}", c) for c in self.columns]
         named += [("sample_weight", self.sample_weight)] if self.sample_weight else []
-        return [
+        return leaks + [
             (
                 key,
                 f"{path} has no column `{column}`.{did_you_mean(column, columns)} "
@@ -222,9 +228,10 @@ def _numbers(column, path: str, where: str) -> np.ndarray:
     numbers = pd.to_numeric(column, errors="coerce")
     bad = np.flatnonzero(numbers.isna().to_numpy())
     if len(bad):
+        first = column.iloc[bad[0]]
+        shown = "an empty cell" if pd.isna(first) else f"first value {first!r}"
         raise CbrunError(
-            f"{where}: `{column.name}` in {path} must be numbers: {row_names(path, bad)} "
-            f"(first value {column.iloc[bad[0]]!r})"
+            f"{where}: `{column.name}` in {path} must be numbers: {row_names(path, bad)} ({shown})"
         )
     return numbers.to_numpy(dtype="float32")
 

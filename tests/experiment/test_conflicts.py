@@ -293,6 +293,17 @@ BAD_DATA = {
         {"type": "csv", "path": "t.csv", "target": "label", "task": "regression"},
         "data.target: `label` is empty in {dir}/t.csv: lines 5, 11",
     ),
+    "csv_number_beyond_float32": (
+        {"t.csv": _table(lambda i, col: "1e300" if (i, col) == (3, "b") else i % 2)},
+        {"type": "csv", "path": "t.csv", "target": "label", "missing": "impute"},
+        "data.path: column `b` holds infinite values in {dir}/t.csv (or numbers beyond "
+        "float32's 3.4e38): line 5 (first value '1e+300')",
+    ),
+    "csv_target_among_the_features": (
+        {"t.csv": GOOD},
+        {"type": "csv", "path": "t.csv", "target": "label", "features": ["a", "label"]},
+        "data.features: lists `label`, which is the target: the model would see it",
+    ),
     "class_weight_of_no_class": (
         {"t.csv": GOOD},
         {"type": "csv", "path": "t.csv", "target": "label", "class_weight": {"cat": 2}},
@@ -309,6 +320,21 @@ BAD_DATA = {
         {"type": "npz", "path": "d.npz", "task": "regression"},
         "data: {dir}/d.npz: the features have shape [30], one number per sample",
     ),
+    "npz_samples_without_features": (
+        {"d.npz": _npz(list(ROWS), x=[[] for _ in ROWS])},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: the samples have no features (shape [30, 0])",
+    ),
+    "npz_targets_beyond_float32": (
+        {"d.npz": _npz([i * 1e39 for i in ROWS])},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: 29 targets are missing or not finite, or beyond float32",
+    ),
+    "npz_validation_file_of_another_shape": (
+        {"d.npz": _npz([i % 3 for i in ROWS]), "v.npz": _npz([0, 1] * 15, x=[[1.0] * 3] * 30)},
+        {"type": "npz", "path": "d.npz", "validation_path": "v.npz"},
+        "data.validation_path: {dir}/v.npz has samples of shape [3], but {dir}/d.npz has [4]",
+    ),
     "npz_single_class": (
         {"d.npz": _npz([0] * 30)},
         {"type": "npz", "path": "d.npz"},
@@ -324,12 +350,14 @@ BAD_DATA = {
     "npz_targets_with_gaps": (
         {"d.npz": _npz(_with_gaps([i * 0.1 for i in ROWS]))},
         {"type": "npz", "path": "d.npz", "task": "regression"},
-        "data: {dir}/d.npz: 2 targets are missing or not finite (samples 4, 11, counted from 0)",
+        "data: {dir}/d.npz: 2 targets are missing or not finite, or beyond float32 (samples 4, 11, "
+        "counted from 0)",
     ),
     "npz_labels_with_gaps": (
         {"d.npz": _npz(_with_gaps([i % 3 for i in ROWS]))},
         {"type": "npz", "path": "d.npz"},
-        "data: {dir}/d.npz: 2 labels are missing or not finite (samples 4, 11, counted from 0)",
+        "data: {dir}/d.npz: 2 labels are missing or not finite, or beyond float32 (samples 4, 11, "
+        "counted from 0)",
     ),
     "import_one_hot_labels": (
         {
