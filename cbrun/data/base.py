@@ -393,7 +393,8 @@ def _labels(y: np.ndarray, task: Task, source: str) -> np.ndarray:
                 "numeric targets"
             )
         if not np.issubdtype(labels.dtype, np.integer):
-            as_int = labels.astype("int64")
+            with np.errstate(invalid="ignore"):  # 1e39 is no int64: refused just below
+                as_int = labels.astype("int64")
             bad = np.flatnonzero(as_int != labels)
             if len(bad):
                 raise CbrunError(
