@@ -114,6 +114,11 @@ class DataParams(StrictModel):
         """Raw feature values as this source hands them to the model (reused by `predict`)."""
         return x
 
+    def declared_classes(self) -> tuple[str, list[str] | None] | None:
+        """The task and class names this source gives whatever its data holds (generated
+        data), so `validate` can check `training.class_weight` unread; None: the data says."""
+        return None
+
     def file_problems(self) -> list[tuple[str, str]]:
         """(key under `data`, message) for each problem in the data files that is cheap to
         find without loading them (a column a table lacks), so `validate` refuses what

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cbrun.core.errors import ConfigError, did_you_mean
+from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
 from cbrun.core.importing import imports_refused, missing_package
+from cbrun.data.class_weight import check_class_weight
 from cbrun.experiment import callback_checks
 from cbrun.experiment.keras_names import COMPILE_ALIASES, LOSSES, METRICS
 from cbrun.experiment.yaml_source import Document, format_path
@@ -84,6 +85,7 @@ def check(config: Any, document: Document) -> None:
         _rollback_can_lower_the_learning_rate,
         _compile_names_are_known,
         _model_function_is_importable,
+        _class_weight_fits_declared_classes,
         _data_files_fit_the_config,
     ):
         problems.extend(item_check(config, document))
@@ -200,3 +202,17 @@ def _model_function_is_importable(config: Any, document: Document) -> list[str]:
     if problem is None:
         return []
     return [f"{document.where(('model', 'function'))}: model.function: {problem}"]
+
+
+def _class_weight_fits_declared_classes(config: Any, document: Document) -> list[str]:
+    """`training.class_weight` against the classes of a source that declares them (data
+    read by `validate` is checked once it is read: `data_checks.read_data`)."""
+    declared = config.data.declared_classes()
+    if declared is None or config.training.class_weight is None:
+        return []
+    task, names = declared
+    try:
+        check_class_weight(config.training.class_weight, task, names or [])
+    except CbrunError as error:
+        return [f"{document.where(('training', 'class_weight'))}: {error.message}"]
+    return []

@@ -138,6 +138,18 @@ CONFLICTS = {
         {"compile": {"loss": "categorical_crossentropy"}},
         "compile.loss: `categorical_crossentropy` cannot score this classification model",
     ),
+    "class_weight_names_no_class_of_generated_data": (
+        {"training": {"class_weight": {"cat": 2}}},
+        "training.class_weight: `cat` is not a class. Classes: 0, 1, 2 (or their indices 0..2)",
+    ),
+    "class_weight_on_generated_regression": (
+        {
+            "data": {"type": "synthetic_regression", "classes": None},
+            "training": {"class_weight": "balanced"},
+        },
+        "training.class_weight: the data is a regression task; class weights apply to "
+        "classification only",
+    ),
     "class_metric_on_regression": (
         {
             "data": {"type": "synthetic_regression", "classes": None},
