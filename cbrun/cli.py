@@ -261,9 +261,12 @@ def evaluate(
 def validate(config: ConfigArg, set_: SetOption = None) -> None:
     """Check an experiment file (or several, merged in order) and print it as resolved."""
     from cbrun.experiment.config import load_config, resolved_dict
+    from cbrun.experiment.data_checks import read_by_validate, read_data
     from cbrun.experiment.yaml_source import dump_yaml
 
-    experiment, _ = load_config(config, set_ or [])
+    experiment, document = load_config(config, set_ or [])
+    if read_by_validate(experiment):  # the data checks `train` makes, through the same code
+        read_data(experiment, document, config_dir=config[0].resolve().parent)
     _stdout(dump_yaml(resolved_dict(experiment)).rstrip())
     print(f"{' + '.join(map(str, config))}: valid", file=sys.stderr)
 

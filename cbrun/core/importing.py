@@ -72,3 +72,18 @@ def import_object(path: str, key: str) -> Any:
                 f"{key}: `{module_name}` has no attribute `{attribute}`.{did_you_mean(part, names)}"
             ) from None
     return target
+
+
+def missing_package(path: str, folder: Path) -> str | None:
+    """Why `module:attribute` cannot be imported when its top-level package is nowhere on
+    the path (with `folder`, the config's); None when it may be. Nothing is executed."""
+    import importlib.util
+
+    top = path.partition(":")[0].split(".")[0]
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    try:
+        found = importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        found = False
+    return None if found else f"cannot import `{path.partition(':')[0]}`: No module named '{top}'"

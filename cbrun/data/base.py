@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -100,6 +100,11 @@ class SplitParams(StrictModel):
 class DataParams(StrictModel):
     """Params every data source takes."""
 
+    read_by_validate: ClassVar[bool] = False
+    """Whether `cbrun validate` reads the data, as `train` does, to refuse what cannot train:
+    sources of the user's own files or function that read without TensorFlow. Generated
+    data (any size a config asks for) and folders read by tf.data are left to `train`."""
+
     split: SplitParams = Field(default_factory=SplitParams)
     limit: PositiveInt | None = Field(
         None, description="Use at most this many samples (taken before splitting)."
@@ -108,6 +113,11 @@ class DataParams(StrictModel):
     def prepare_features(self, x: np.ndarray) -> np.ndarray:
         """Raw feature values as this source hands them to the model (reused by `predict`)."""
         return x
+
+    def declared_classes(self) -> tuple[str, list[str] | None] | None:
+        """The task and class names this source gives whatever its data holds (generated
+        data), so `validate` can check `training.class_weight` unread; None: the data says."""
+        return None
 
     def file_problems(self) -> list[tuple[str, str]]:
         """(key under `data`, message) for each problem in the data files that is cheap to
@@ -287,7 +297,14 @@ def make_file_dataset(
     for name, path in from_files.items():
         if path:
             x, y, *weights = read(path)
-            setattr(dataset, name, (*check_arrays(x, y, task, f"{source}: {name}_path"), *weights))
+            part = (*check_arrays(x, y, task, f"{source}: {name}_path"), *weights)
+            shape = None if isinstance(part[0], dict) else list(part[0].shape[1:])
+            if shape is not None and shape != list(dataset.input_shape):
+                raise CbrunError(
+                    f"data.{name}_path: {path} has samples of shape {shape}, but "
+                    f"{params.path} has {list(dataset.input_shape)}"
+                )
+            setattr(dataset, name, part)
     files = {f"data.{k}": getattr(params, k) for k in ("path", "validation_path", "test_path")}
     return dataset.add_fingerprint(fingerprint_data(files))
 
@@ -305,7 +322,13 @@ def _limit(*arrays: Any, limit: int | None, seed: int) -> Arrays:
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Arrays:
-    """Arrays as float32 features and int/float labels; bad data is a user error."""
+    """Arrays as float32 features and int/float labels; bad data is a user error that names
+    the first bad samples (their positions in the array, counted from 0)."""
+    y = np.asarray(y)
+    if y.ndim == 0:
+        raise CbrunError(f"{source}: the labels are a single value, not one per sample")
+    if not isinstance(x, dict) and np.ndim(x) == 0:
+        raise CbrunError(f"{source}: the features are a single value, not one row per sample")
     rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
     if rows == 0:
         raise CbrunError(f"{source}: the data is empty (0 samples)")
@@ -313,32 +336,89 @@ def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Array
         raise CbrunError(f"{source}: {rows} feature rows but {len(y)} labels")
     if isinstance(x, dict):  # a table's columns, already checked by the table reader
         return x, _labels(y, task, source)
+    if np.asarray(x).dtype.kind == "c":
+        raise CbrunError(f"{source}: features must be real numbers (got complex values)")
     try:
-        x = np.asarray(x, dtype="float32")
-    except (TypeError, ValueError):
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            x = np.asarray(x, dtype="float32")
+    except (TypeError, ValueError, OverflowError):
         raise CbrunError(f"{source}: features must be numeric") from None
+    if x.ndim > 1 and x[0].size == 0:
+        raise CbrunError(f"{source}: the samples have no features (shape {list(x.shape)})")
+    if x.ndim == 1:
+        raise CbrunError(
+            f"{source}: the features have shape {list(x.shape)}, one number per sample; cbrun "
+            "takes one row of features per sample: save `x.reshape(-1, 1)` for one feature"
+        )
     if not np.isfinite(x).all():
-        bad = int((~np.isfinite(x)).any(axis=tuple(range(1, x.ndim))).sum())
-        raise CbrunError(f"{source}: {bad} samples have missing or non-finite feature values")
+        bad = np.flatnonzero(~np.isfinite(x).reshape(len(x), -1).all(axis=1))
+        raise CbrunError(
+            f"{source}: {len(bad)} samples have missing or non-finite feature values "
+            f"({positions(bad)})"
+        )
     return x, _labels(y, task, source)
 
 
+def positions(index: np.ndarray) -> str:
+    """`samples 3, 17 and 2 more (counted from 0)`: where bad samples are in an array."""
+    shown = ", ".join(str(int(i)) for i in index[:5])
+    more = f" and {len(index) - 5} more" if len(index) > 5 else ""
+    return f"sample{'s' if len(index) > 1 else ''} {shown}{more}, counted from 0"
+
+
 def _labels(y: np.ndarray, task: Task, source: str) -> np.ndarray:
-    """Labels as int32 classes 0..K-1, or float32 regression targets."""
+    """Labels as int32 classes 0..K-1 (one per sample), or float32 regression targets."""
+    labels = np.asarray(y)
+    if task != "classification" and labels.dtype.kind in "iuf":
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused below
+            labels = labels.astype("float32")
+    if labels.dtype.kind not in "biuf":
+        what = (
+            "classification labels must be integers 0..K-1"
+            if task == "classification"
+            else ("regression targets must be numeric")
+        )
+        raise CbrunError(f"{source}: {what} (got {labels.dtype} values)")
+    finite = np.isfinite(labels).reshape(len(labels), -1).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        kind = "labels" if task == "classification" else "targets"
+        raise CbrunError(
+            f"{source}: {len(bad)} {kind} are missing or not finite, or beyond float32 "
+            f"({positions(bad)})"
+        )
     if task == "classification":
-        labels = np.asarray(y)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]  # a column of class indices
+        if labels.ndim > 1:
+            raise CbrunError(
+                f"{source}: the labels have shape {list(labels.shape)} (one-hot, or several "
+                "labels per sample); classification takes one class index per sample: save "
+                "`y.argmax(axis=1)` for one-hot labels, or use task: regression for several "
+                "numeric targets"
+            )
         if not np.issubdtype(labels.dtype, np.integer):
-            as_int = labels.astype("int64")
-            if not np.array_equal(as_int, labels):
-                raise CbrunError(f"{source}: classification labels must be integers 0..K-1")
+            with np.errstate(invalid="ignore"):  # 1e39 is no int64: refused just below
+                as_int = labels.astype("int64")
+            bad = np.flatnonzero(as_int != labels)
+            if len(bad):
+                raise CbrunError(
+                    f"{source}: classification labels must be integers 0..K-1 (not at "
+                    f"{positions(bad)})"
+                )
             labels = as_int
-        if labels.min() < 0:
-            raise CbrunError(f"{source}: classification labels must be integers 0..K-1")
+        negative = np.flatnonzero(labels < 0)
+        if len(negative):
+            raise CbrunError(
+                f"{source}: classification labels must be integers 0..K-1 (negative at "
+                f"{positions(negative)})"
+            )
+        if labels.max() >= 2**31:
+            raise CbrunError(
+                f"{source}: classification labels must be integers 0..K-1 (got {int(labels.max())})"
+            )
         return labels.astype("int32")
-    try:
-        return np.asarray(y, dtype="float32")
-    except (TypeError, ValueError):
-        raise CbrunError(f"{source}: regression targets must be numeric") from None
+    return labels.astype("float32")
 
 
 def split_arrays(

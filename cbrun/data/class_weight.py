@@ -19,13 +19,9 @@ def class_weights(requested: Any, dataset: Dataset) -> dict[str, Any] | None:
     """
     if requested is None:
         return None
-    if dataset.task != "classification":
-        raise CbrunError(
-            "training.class_weight: the data is a regression task; class weights apply to "
-            "classification only: remove training.class_weight"
-        )
     count = int(dataset.num_classes or 2)
     names = dataset.class_names or [str(index) for index in range(count)]
+    check_class_weight(requested, dataset.task, names)
     if requested == "balanced":
         counts = np.bincount(labels_of(dataset.train), minlength=count)
         present = counts > 0
@@ -39,6 +35,21 @@ def class_weights(requested: Any, dataset: Dataset) -> dict[str, Any] | None:
         "mode": "balanced" if requested == "balanced" else "given",
         "weights": {name: round(float(w), 6) for name, w in zip(names, weights, strict=True)},
     }
+
+
+def check_class_weight(requested: Any, task: str, names: list[str]) -> None:
+    """Refuse class weights for a regression, or naming a class that is not among `names`
+    (`validate` calls this too where the source declares its classes)."""
+    if requested is None:
+        return
+    if task != "classification":
+        raise CbrunError(
+            "training.class_weight: the data is a regression task; class weights apply to "
+            "classification only: remove training.class_weight"
+        )
+    if requested != "balanced":
+        for key in requested:
+            _class_index(key, names)
 
 
 def fit_class_weight(recorded: dict[str, Any] | None) -> dict[int, float] | None:

@@ -3,7 +3,7 @@ any kind (numbers, categories, text), read as they come (see `cbrun.data.table`)
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, PositiveInt
@@ -27,6 +27,8 @@ MAX_AUTO_CLASSES = 20
 class CsvParams(FileDataParams):
     """A table with a header row (`.csv`, `.tsv`, `.parquet`, `.jsonl`): one target column and
     feature columns; string columns are categories, numbers stay numbers."""
+
+    read_by_validate: ClassVar[bool] = True
 
     type: Literal["csv"]
     target: str = Field(description="Name of the target column.", examples=["label"])
@@ -76,12 +78,18 @@ class CsvParams(FileDataParams):
     )
 
     def column_problems(self, columns: list[str], path: str) -> list[tuple[str, str]]:
-        """(key, message) for each column named here that the file at `path` lacks."""
+        """(key, message) for each column named here that the file at `path` lacks, and a
+        target or sample weight listed among the features (the model would see the answer)."""
+        leaks = [
+            ("features", f"lists `{column}`, which is the {role}: the model would see it")
+            for role, column in (("target", self.target), ("sample weight", self.sample_weight))
+            if column and column in (self.features or [])
+        ]
         named = [("target", self.target)]
         named += [("features", c) for c in self.features or []]
         named += [(f"columns.{c}", c) for c in self.columns]
         named += [("sample_weight", self.sample_weight)] if self.sample_weight else []
-        return [
+        return leaks + [
             (
                 key,
                 f"{path} has no column `{column}`.{did_you_mean(column, columns)} "
@@ -130,6 +138,15 @@ def csv(params: CsvParams, seed: int) -> Dataset:
 
     def read(path: str) -> tuple:
         frame = main if path == params.path else read_frame(path)
+        lacking = [c for c in kinds if c not in frame.columns]
+        if lacking:
+            raise CbrunError(
+                f"{where(path)}: {path} has no column `{lacking[0]}`, a feature of "
+                f"{params.path}.{did_you_mean(lacking[0], list(frame.columns))} Columns: "
+                f"{', '.join(frame.columns)}",
+                hint="every file needs the features data.path has (or list them under "
+                "data.features)",
+            )
         x = table_columns(frame, kinds, params.missing == "impute", path, where(path))
         if not tabular:  # all numeric, no gaps: one float array, as before tables had kinds
             x = np.stack([x[c] for c in kinds], axis=1)
@@ -211,9 +228,10 @@ def _numbers(column, path: str, where: str) -> np.ndarray:
     numbers = pd.to_numeric(column, errors="coerce")
     bad = np.flatnonzero(numbers.isna().to_numpy())
     if len(bad):
+        first = column.iloc[bad[0]]
+        shown = "an empty cell" if pd.isna(first) else f"first value {first!r}"
         raise CbrunError(
-            f"{where}: `{column.name}` in {path} must be numbers: {row_names(path, bad)} "
-            f"(first value {column.iloc[bad[0]]!r})"
+            f"{where}: `{column.name}` in {path} must be numbers: {row_names(path, bad)} ({shown})"
         )
     return numbers.to_numpy(dtype="float32")
 

@@ -26,6 +26,9 @@ class DigitsParams(DataParams):
         """Raw pixel values (0-16) as the model saw them: divided by 16 if `scale`."""
         return x / 16.0 if self.scale else x
 
+    def declared_classes(self) -> tuple[str, list[str] | None]:
+        return "classification", [str(digit) for digit in range(10)]
+
 
 @datasets.register("digits", DigitsParams)
 def digits(params: DigitsParams, seed: int) -> Dataset:

@@ -10,7 +10,7 @@ before training to collect its labels, which also checks that it gives `(x, y)` 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -39,6 +39,8 @@ SHUFFLE_BUFFER = 10_000  # samples of an unbatched tf.data.Dataset held for shuf
 
 class ImportDataParams(DataParams):
     """Your own function returning arrays, tf.data datasets or a PyDataset (see README)."""
+
+    read_by_validate: ClassVar[bool] = True
 
     type: Literal["import"]
     function: ImportPath = Field(examples=["my_data:load"])

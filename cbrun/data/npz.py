@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zipfile
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -15,6 +15,8 @@ from cbrun.registry import datasets
 
 class NpzParams(FileDataParams):
     """Feature and label arrays from a NumPy `.npz` file (saved with `numpy.savez`)."""
+
+    read_by_validate: ClassVar[bool] = True
 
     type: Literal["npz"]
     x: str = Field("x", description="Name of the features array.")

@@ -24,6 +24,9 @@ class SyntheticClassificationParams(DataParams):
         2.0, description="Distance between class centres, in noise standard deviations."
     )
 
+    def declared_classes(self) -> tuple[str, list[str] | None]:
+        return "classification", [str(index) for index in range(self.classes)]
+
 
 class SyntheticRegressionParams(DataParams):
     """Seeded linear regression targets with Gaussian noise, for smoke runs and tests."""
@@ -35,6 +38,9 @@ class SyntheticRegressionParams(DataParams):
     features: PositiveInt = Field(10, description="Number of features.")
     targets: PositiveInt = Field(1, description="Number of target columns.")
     noise: NonNegativeFloat = Field(0.1, description="Standard deviation of the target noise.")
+
+    def declared_classes(self) -> tuple[str, list[str] | None]:
+        return "regression", None
 
 
 @datasets.register("synthetic_classification", SyntheticClassificationParams)

@@ -128,7 +128,16 @@ def table_columns(
                     f"{row_names(path, bad)} (first value {values.iloc[bad[0]]!r})",
                     hint=f"declare it `data.columns.{name}: categorical` if it is a category",
                 )
-            columns[name] = numbers.to_numpy(dtype="float32")
+            with np.errstate(over="ignore"):  # 1e300 is a number, but no float32: inf
+                as_float = numbers.to_numpy(dtype="float32")
+            endless = np.flatnonzero(np.isinf(as_float))
+            if len(endless):
+                raise CbrunError(
+                    f"{where}: column `{name}` holds infinite values in {path} (or numbers "
+                    f"beyond float32's 3.4e38): {row_names(path, endless)} (first value "
+                    f"{str(values.iloc[endless[0]])!r})"
+                )
+            columns[name] = as_float
         else:
             if pd.api.types.is_float_dtype(values) and (values.dropna() % 1 == 0).all():
                 values = values.astype("Int64")  # a category 3 is "3", with or without gaps

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from cbrun.core.errors import ConfigError
+from cbrun.core.errors import CbrunError, ConfigError, did_you_mean
+from cbrun.core.importing import imports_refused, missing_package
+from cbrun.data.class_weight import check_class_weight
 from cbrun.experiment import callback_checks
-from cbrun.experiment.yaml_source import Document
+from cbrun.experiment.keras_names import COMPILE_ALIASES, LOSSES, METRICS
+from cbrun.experiment.yaml_source import Document, format_path
 
 # What cbrun's own output layers (all but `import` models and `add_output: false`) cannot be
 # scored with. A classification head gives one probability per class for labels that are class
@@ -79,6 +83,9 @@ def check(config: Any, document: Document) -> None:
         callback_checks.output_paths_are_distinct,
         callback_checks.callbacks_can_be_built,
         _rollback_can_lower_the_learning_rate,
+        _compile_names_are_known,
+        _model_function_is_importable,
+        _class_weight_fits_declared_classes,
         _data_files_fit_the_config,
     ):
         problems.extend(item_check(config, document))
@@ -169,3 +176,43 @@ def _rollback_can_lower_the_learning_rate(config: Any, document: Document) -> li
         for index, item in enumerate(config.callbacks)
         if item.type == "learning_rate_scheduler"
     ]
+
+
+def _compile_names_are_known(config: Any, document: Document) -> list[str]:
+    """Loss and metric names Keras would not resolve (checked without importing Keras)."""
+    named = [(("compile", "loss"), "loss", config.compile.loss, LOSSES)]
+    named += [
+        (("compile", "metrics", index), "metric", name, METRICS | COMPILE_ALIASES)
+        for index, name in enumerate(config.compile.metrics or [])
+    ]
+    return [
+        f"{document.where(path)}: {format_path(path)}: unknown Keras {kind} `{name}`."
+        f"{did_you_mean(name, sorted(n for n in known if n.islower()))}"
+        for path, kind, name, known in named
+        if name is not None and name not in known
+    ]
+
+
+def _model_function_is_importable(config: Any, document: Document) -> list[str]:
+    """An `import` model whose module is nowhere to be found (looked up, not imported)."""
+    if config.model.type != "import" or imports_refused():
+        return []  # a run directory's saved config: imported only when it is built
+    folder = Path(document.file_of(("model", "function"))).resolve().parent
+    problem = missing_package(config.model.function, folder)
+    if problem is None:
+        return []
+    return [f"{document.where(('model', 'function'))}: model.function: {problem}"]
+
+
+def _class_weight_fits_declared_classes(config: Any, document: Document) -> list[str]:
+    """`training.class_weight` against the classes of a source that declares them (data
+    read by `validate` is checked once it is read: `data_checks.read_data`)."""
+    declared = config.data.declared_classes()
+    if declared is None or config.training.class_weight is None:
+        return []
+    task, names = declared
+    try:
+        check_class_weight(config.training.class_weight, task, names or [])
+    except CbrunError as error:
+        return [f"{document.where(('training', 'class_weight'))}: {error.message}"]
+    return []

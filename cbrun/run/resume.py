@@ -23,10 +23,8 @@ from cbrun.core.errors import CbrunError
 from cbrun.core.importing import imports_from_run
 from cbrun.core.run_dir import (
     CONFIG_FILE,
-    RUN_RECORD,
     SpaceReserve,
     environment,
-    read_json,
     refuse_links,
     utc_now,
     write_text_atomic,
@@ -37,6 +35,7 @@ from cbrun.inspect.compare import MISSING, config_differences
 from cbrun.run.build import build_callbacks, build_dataset, import_keras
 from cbrun.run.data_check import check_data
 from cbrun.run.model_file import load_model_file
+from cbrun.run.resumed_record import read_resumed_record
 from cbrun.run.state import (
     RunLock,
     SavedState,
@@ -134,7 +133,11 @@ def _resume_locked(
         reporter = Reporter(quiet)
         reporter.attach_log(run_dir / "train.log")
         _mark_resumed(record, saved, changes, data_changed)
-        record.update(epochs_planned=config.training.epochs, tags=list(config.experiment.tags))
+        record.update(
+            experiment=config.experiment.name,
+            epochs_planned=config.training.epochs,
+            tags=list(config.experiment.tags),
+        )
         return run(
             config,
             dataset,
@@ -211,7 +214,7 @@ def _shown(value: Any) -> str:
 
 
 def _resumable_record(run_dir: Path, *, extending: bool) -> dict[str, Any]:
-    record = read_json(run_dir / RUN_RECORD)
+    record = read_resumed_record(run_dir)  # checked where a resume reads or extends it
     if record.get("status") == "completed" and not extending:
         raise CbrunError(
             f"{run_dir}: the run completed; there is nothing to resume",

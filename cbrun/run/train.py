@@ -34,12 +34,13 @@ from cbrun.core.run_dir import (
     write_text_atomic,
 )
 from cbrun.data.base import split_size
-from cbrun.data.class_weight import class_weights, fit_class_weight
+from cbrun.data.class_weight import fit_class_weight
 from cbrun.data.fingerprint import relative_to, write_listings
 from cbrun.experiment.config import load_config, located, resolved_dict
+from cbrun.experiment.data_checks import read_data
 from cbrun.experiment.yaml_source import dump_yaml
 from cbrun.inspect.report import add_pictures
-from cbrun.run.build import build_callbacks, build_dataset, build_model, import_keras
+from cbrun.run.build import build_callbacks, build_model, import_keras
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.progress import EpochProgress
 from cbrun.run.safeguards import NonFiniteLoss, NonFinitePolicy, SafetyChecks
@@ -78,13 +79,11 @@ def train(
     config, document = load_config(paths, overrides, smoke=smoke)
     strategy = make_strategy(config.distribution)  # before TensorFlow runs any op
     import_keras(config.experiment.seed, config.experiment.deterministic)
-    with located(document, "data"):  # errors found in the data name the config line
-        dataset = build_dataset(config, config_dir=config_path.resolve().parent)
+    checked = read_data(config, document, config_dir=config_path.resolve().parent)  # = validate
+    dataset, weights = checked.dataset, checked.class_weight
     if "fingerprint" in dataset.record:  # its paths as the config names them
         folder = config_path.resolve().parent
         dataset.record["fingerprint"] = relative_to(dataset.record["fingerprint"], folder)
-    with located(document, "training"):
-        weights = class_weights(config.training.class_weight, dataset)
     with located(document, "model"), strategy.scope():  # variables live on every replica
         model = build_model(config, dataset, config_dir=config_path.resolve().parent)
 

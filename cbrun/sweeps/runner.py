@@ -38,9 +38,9 @@ from cbrun.experiment.sweep_space import (
 )
 from cbrun.sweeps.executors import Resources, TrialJob, config_files, execute, import_ray
 from cbrun.sweeps.mlflow_parent import end_parent_run, start_parent_run
+from cbrun.sweeps.record import SWEEP_RECORD, read_sweep_record
 from cbrun.sweeps.tune import SCHEDULERS
 
-SWEEP_RECORD = "sweep.json"
 FINISHED = ("completed", "stopped")  # stopped: ended early by a Ray Tune scheduler
 SUMMARY_CSV = "summary.csv"
 PLOT_FILE = "metric_vs_params.png"
@@ -99,7 +99,7 @@ def start_sweep(
 
 def resume_sweep(sweep_dir: Path, resources: Resources) -> SweepResult:
     """Run again every trial of `sweep_dir` that did not complete; completed ones are kept."""
-    record = read_json(sweep_dir / SWEEP_RECORD)
+    record = read_sweep_record(sweep_dir)  # any damage: exit 2 naming the key, before anything
     _check_search(record["search"], resources)
     trials = [Trial(i, item["params"]) for i, item in enumerate(record["trials"])]
     todo = [t for t in trials if record["trials"][t.index]["status"] not in FINISHED]
@@ -384,7 +384,7 @@ def _hparams(sweep_dir: Path, record: dict[str, Any], console: Console) -> None:
         from cbrun.sweeps.hparams import write_hparams
 
         write_hparams(sweep_dir, record)
-    except (ImportError, OSError, ValueError, CbrunError) as error:  # the sweep itself is done
+    except (ImportError, OSError, ValueError, TypeError, CbrunError) as error:  # sweep is done
         console.print(f"[yellow]no HParams summaries:[/] {type(error).__name__}: {error}")
 
 
@@ -488,7 +488,7 @@ def sweep_command(
         raise CbrunError(
             f"--resume runs the trials stored in {resume / SWEEP_RECORD}; drop {flags}"
         )
-    record = read_json(resume / SWEEP_RECORD)
+    record = read_sweep_record(resume)
     given_files = [str(path.resolve()) for path in config_paths or []]
     if given_files and given_files != config_files(record):
         raise CbrunError(

@@ -209,7 +209,9 @@ def test_broken_config_is_refused(case, cli, make_config, runs_dir, data_files):
         config = make_config(text=case.text)
     else:
         config = make_config(case.updates)
-    result = cli("train", config, *[arg for o in case.overrides for arg in ("--set", o)])
+    overrides = [arg for o in case.overrides for arg in ("--set", o)]
+    result = cli("train", config, *overrides)
+    assert cli("validate", config, *overrides).stderr == result.stderr  # one code path
 
     assert result.exit_code == 2, result.stderr
     message = result.stderr

@@ -138,6 +138,18 @@ CONFLICTS = {
         {"compile": {"loss": "categorical_crossentropy"}},
         "compile.loss: `categorical_crossentropy` cannot score this classification model",
     ),
+    "class_weight_names_no_class_of_generated_data": (
+        {"training": {"class_weight": {"cat": 2}}},
+        "training.class_weight: `cat` is not a class. Classes: 0, 1, 2 (or their indices 0..2)",
+    ),
+    "class_weight_on_generated_regression": (
+        {
+            "data": {"type": "synthetic_regression", "classes": None},
+            "training": {"class_weight": "balanced"},
+        },
+        "training.class_weight: the data is a regression task; class weights apply to "
+        "classification only",
+    ),
     "class_metric_on_regression": (
         {
             "data": {"type": "synthetic_regression", "classes": None},
@@ -167,9 +179,12 @@ def test_a_task_the_data_decides_is_judged_once_the_data_is_read(tmp_path, make_
     (tmp_path / "table.csv").write_text(rows)
     data = {"type": "csv", "path": "table.csv", "target": "label"}
     data.update(dict.fromkeys(("samples", "features", "classes")))  # TINY's, removed
-    result = cli("train", make_config({"data": data, "compile": {"metrics": ["auc"]}}))
-    assert result.exit_code == 2 and "Traceback" not in result.stderr
-    assert "compile.metrics[0]: `auc` cannot score this classification model" in result.stderr
+    config = make_config({"data": data, "compile": {"metrics": ["auc"]}})
+    validated, trained = cli("validate", config), cli("train", config)
+    for result in (validated, trained):
+        assert result.exit_code == 2 and "Traceback" not in result.stderr
+        assert "compile.metrics[0]: `auc` cannot score this classification model" in result.stderr
+    assert validated.stderr == trained.stderr
     assert run_dirs(tmp_path / "runs") == []
 
 
@@ -234,3 +249,194 @@ def test_files_in_different_folders_do_not_clash(make_config, cli):
         {"type": "model_checkpoint", "filepath": "checkpoints/last.keras"},
     ]
     assert cli("validate", make_config({"callbacks": callbacks})).exit_code == 0
+
+
+# Data `train` refuses once it has read it, and `validate` with it (the same data checks):
+# id: (files to write, data section, expected text). Files: name -> text, or arrays for .npz.
+ROWS = range(30)
+TABLE = {"samples": None, "features": None, "classes": None}  # TINY's, removed
+
+
+def _table(cell) -> str:
+    return "a,b,label\n" + "".join(f"{i},{cell(i, 'b')},{cell(i, 'label')}\n" for i in ROWS)
+
+
+def _npz(y, x=None):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return {"x": rng.normal(size=(30, 4)) if x is None else x, "y": np.asarray(y)}
+
+
+def _one_hot():
+    import numpy as np
+
+    return np.eye(3)[np.arange(30) % 3]
+
+
+def _with_gaps(task_values):
+    import numpy as np
+
+    y = np.asarray(task_values, dtype=float)
+    y[[4, 11]] = np.nan
+    return y
+
+
+GOOD = _table(lambda i, col: i % 3 if col == "b" else i % 2)
+BAD_DATA = {
+    "csv_missing_cells": (
+        {"t.csv": _table(lambda i, col: "" if (i, col) == (4, "b") else i % 2)},
+        {"type": "csv", "path": "t.csv", "target": "label"},
+        "data.path: missing cells in {dir}/t.csv: `b` (line 6)",
+    ),
+    "csv_single_class": (
+        {"t.csv": _table(lambda i, col: "yes" if col == "label" else i)},
+        {"type": "csv", "path": "t.csv", "target": "label"},
+        "data.target: `label` in {dir}/t.csv holds one class only (yes); classification needs "
+        "two or more",
+    ),
+    "csv_test_file_lacks_a_feature": (
+        {"t.csv": GOOD, "test.csv": "a,label\n" + "".join(f"{i},{i % 2}\n" for i in ROWS)},
+        {"type": "csv", "path": "t.csv", "test_path": "test.csv", "target": "label"},
+        "data.test_path: {dir}/test.csv has no column `b`, a feature of {dir}/t.csv.",
+    ),
+    "csv_target_with_gaps": (
+        {"t.csv": _table(lambda i, col: "" if col == "label" and i in (3, 9) else i * 0.5)},
+        {"type": "csv", "path": "t.csv", "target": "label", "task": "regression"},
+        "data.target: `label` is empty in {dir}/t.csv: lines 5, 11",
+    ),
+    "csv_number_beyond_float32": (
+        {"t.csv": _table(lambda i, col: "1e300" if (i, col) == (3, "b") else i % 2)},
+        {"type": "csv", "path": "t.csv", "target": "label", "missing": "impute"},
+        "data.path: column `b` holds infinite values in {dir}/t.csv (or numbers beyond "
+        "float32's 3.4e38): line 5 (first value '1e+300')",
+    ),
+    "csv_target_among_the_features": (
+        {"t.csv": GOOD},
+        {"type": "csv", "path": "t.csv", "target": "label", "features": ["a", "label"]},
+        "data.features: lists `label`, which is the target: the model would see it",
+    ),
+    "class_weight_of_no_class": (
+        {"t.csv": GOOD},
+        {"type": "csv", "path": "t.csv", "target": "label", "class_weight": {"cat": 2}},
+        "training.class_weight: `cat` is not a class. Classes: 0, 1",
+    ),
+    "npz_one_hot_labels": (
+        {"d.npz": _npz(_one_hot())},
+        {"type": "npz", "path": "d.npz"},
+        "data: {dir}/d.npz: the labels have shape [30, 3] (one-hot, or several labels per "
+        "sample); classification takes one class index per sample: save `y.argmax(axis=1)`",
+    ),
+    "npz_one_feature_as_a_1d_array": (
+        {"d.npz": _npz(list(ROWS), x=[float(i) for i in ROWS])},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: the features have shape [30], one number per sample",
+    ),
+    "npz_samples_without_features": (
+        {"d.npz": _npz(list(ROWS), x=[[] for _ in ROWS])},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: the samples have no features (shape [30, 0])",
+    ),
+    "npz_targets_beyond_float32": (
+        {"d.npz": _npz([i * 1e39 for i in ROWS])},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: 29 targets are missing or not finite, or beyond float32",
+    ),
+    "npz_validation_file_of_another_shape": (
+        {"d.npz": _npz([i % 3 for i in ROWS]), "v.npz": _npz([0, 1] * 15, x=[[1.0] * 3] * 30)},
+        {"type": "npz", "path": "d.npz", "validation_path": "v.npz"},
+        "data.validation_path: {dir}/v.npz has samples of shape [3], but {dir}/d.npz has [4]",
+    ),
+    "npz_single_class": (
+        {"d.npz": _npz([0] * 30)},
+        {"type": "npz", "path": "d.npz"},
+        "data.y: `y` in {dir}/d.npz: the training labels hold class 0 only; classification "
+        "needs two or more classes",
+    ),
+    "npz_labels_that_are_ids_not_indices": (
+        {"d.npz": _npz([(i % 2) * 10**9 for i in ROWS])},
+        {"type": "npz", "path": "d.npz"},
+        "data.y: `y` in {dir}/d.npz: 1,000,000,001 classes (labels go up to 1,000,000,000, 2 "
+        "of them used), more than the 100,000 a classification head takes",
+    ),
+    "npz_targets_with_gaps": (
+        {"d.npz": _npz(_with_gaps([i * 0.1 for i in ROWS]))},
+        {"type": "npz", "path": "d.npz", "task": "regression"},
+        "data: {dir}/d.npz: 2 targets are missing or not finite, or beyond float32 (samples 4, 11, "
+        "counted from 0)",
+    ),
+    "npz_labels_with_gaps": (
+        {"d.npz": _npz(_with_gaps([i % 3 for i in ROWS]))},
+        {"type": "npz", "path": "d.npz"},
+        "data: {dir}/d.npz: 2 labels are missing or not finite, or beyond float32 (samples 4, 11, "
+        "counted from 0)",
+    ),
+    "import_one_hot_labels": (
+        {
+            "onehot_data.py": "import numpy as np\n\ndef load():\n"
+            "    return np.ones((30, 4)), np.eye(3)[np.arange(30) % 3]\n"
+        },
+        {"type": "import", "function": "onehot_data:load"},
+        "data.function (onehot_data:load): the labels have shape [30, 3]",
+    ),
+}
+
+
+def _write(folder, files) -> None:
+    import numpy as np
+
+    for name, content in files.items():
+        if name.endswith(".npz"):
+            np.savez(folder / name, **content)
+        else:
+            (folder / name).write_text(content)
+
+
+@pytest.mark.parametrize("case", list(BAD_DATA))
+def test_data_that_cannot_train_fails_in_validate_and_train_alike(
+    case, tmp_path, make_config, cli, runs_dir
+):
+    files, data, message = BAD_DATA[case]
+    _write(tmp_path, files)
+    data = dict(data)
+    training = {"class_weight": data.pop("class_weight")} if "class_weight" in data else {}
+    config = make_config({"data": {**TABLE, "split": None, **data}, "training": training})
+    validated, trained = cli("validate", config), cli("train", config)
+    for result in (validated, trained):
+        assert result.exit_code == 2, result.stderr
+        assert message.format(dir=tmp_path) in result.stderr, result.stderr
+        assert result.stderr.startswith(f"error: {config}:") and "Traceback" not in result.stderr
+    assert validated.stderr == trained.stderr  # one code path: the same words
+    assert run_dirs(runs_dir) == []
+
+
+def test_a_column_of_class_indices_is_one_label_per_sample(tmp_path, make_config, cli):
+    import numpy as np
+
+    _write(tmp_path, {"d.npz": _npz((np.arange(30) % 3)[:, None])})
+    config = make_config({"data": {**TABLE, "type": "npz", "path": "d.npz"}})
+    result = cli("validate", config)  # reads and splits (stratified) the data as train does
+    assert result.exit_code == 0, result.stderr
+
+
+def test_the_keras_names_validate_knows_are_the_installed_keras_names():
+    """validate refuses unknown loss and metric names from a list, without Keras: the list
+    is what the installed Keras resolves, no more and no less."""
+    from cbrun.experiment.keras_names import LOSSES, METRICS
+    from cbrun.run.build import import_keras
+
+    keras = import_keras()
+
+    def resolved(module, names) -> set[str]:
+        found = set()
+        for name in names:
+            try:
+                found |= {name} if module.get(name) is not None else set()
+            except (ValueError, TypeError):
+                pass
+        return found
+
+    for module, known in ((keras.losses, LOSSES), (keras.metrics, METRICS)):
+        public = {n for n in dir(module) if not n.startswith("_")} - {"get", "serialize"}
+        assert resolved(module, known) == set(known)  # each one resolves
+        assert resolved(module, public) <= set(known)  # and none Keras offers is missing

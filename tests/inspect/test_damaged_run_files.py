@@ -135,6 +135,19 @@ def test_a_truncated_model_file_is_named_as_damaged_not_missing(finished_run, sc
     assert "model.keras: the model file is damaged" in stderr, stderr
 
 
+def resume_damaged(
+    run_dir: Path, scratch: Path, name: str, value: object, cut: int, truncate: bool
+) -> tuple[int, str]:
+    """`train --resume` (two epochs) of a copy of the run, state included, with one file
+    replaced by the JSON value or cut short."""
+    original = (run_dir / name).read_bytes()
+    target = scratch / "runs" / "tiny" / run_dir.name
+    shutil.rmtree(scratch / "runs", ignore_errors=True)
+    shutil.copytree(run_dir, target, ignore=shutil.ignore_patterns("tensorboard"))
+    (target / name).write_bytes(contents(value, original, cut)[int(truncate)])
+    return run_cbrun("train", "--resume", str(target), "--set", "training.epochs=2", "-q")
+
+
 STATE_FILES = ["state/latest.json", "state/epoch-0001/state.json"]
 
 
@@ -150,12 +163,23 @@ STATE_FILES = ["state/latest.json", "state/epoch-0001/state.json"]
 def test_resume_survives_any_damaged_state_file(finished_run, scratch, name, value, cut, truncate):
     """`train --resume` of a run whose saved state was hand-edited or truncated: exit 2 naming
     the file (or a resume as documented), never a traceback, and never a path out of state/."""
-    original = (finished_run / name).read_bytes()
-    target = scratch / "runs" / "tiny" / finished_run.name
-    shutil.rmtree(scratch / "runs", ignore_errors=True)
-    shutil.copytree(finished_run, target, ignore=shutil.ignore_patterns("tensorboard"))
-    (target / name).write_bytes(contents(value, original, cut)[int(truncate)])
-    code, stderr = run_cbrun("train", "--resume", str(target), "--set", "training.epochs=2", "-q")
+    code, stderr = resume_damaged(finished_run, scratch, name, value, cut, truncate)
     assert_clean(code, stderr)
     if code == 2:  # the damaged file is named, or its epoch is past the one asked for
         assert "state/" in stderr or "epochs already" in stderr, stderr
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@damaging(["run.json", "config.yaml"])  # data.json and history.json: a resume writes them anew
+@example(name="run.json", value=[], cut=0, truncate=False)
+@example(name="run.json", value={}, cut=0, truncate=False)
+@example(name="run.json", value={"status": "failed", "segments": {"a": 1}}, cut=0, truncate=False)
+@example(name="run.json", value={"resumes": 5, "class_weight": [1]}, cut=0, truncate=False)
+def test_resume_survives_any_damaged_record(finished_run, scratch, name, value, cut, truncate):
+    """`train --resume` of a run whose run.json or config.yaml was hand-edited or truncated:
+    exit 2 naming the file before anything changes, or a resume as documented, never a
+    traceback (run.json once failed with an AttributeError, or a TypeError after training)."""
+    code, stderr = resume_damaged(finished_run, scratch, name, value, cut, truncate)
+    assert_clean(code, stderr)
+    if code == 2:
+        assert name in stderr or "epochs already" in stderr, stderr
