@@ -12,6 +12,7 @@ from pydantic import Field, PositiveFloat, PositiveInt
 
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.data.base import Dataset, FileDataParams, make_file_dataset
+from cbrun.data.image_directory import Interpolation
 from cbrun.data.table import (
     ColumnKind,
     guess_kind,
@@ -38,8 +39,9 @@ class CsvParams(FileDataParams):
     columns: dict[str, ColumnKind] = Field(
         default_factory=dict,
         description="Kind of a column where the guess (numbers numeric, the rest categorical) "
-        "is wrong: numeric, categorical, text or ignore.",
-        examples=[{"zip_code": "categorical", "review": "text", "id": "ignore"}],
+        "is wrong: numeric, categorical, text, image_path (image files, relative to the table "
+        "file) or ignore.",
+        examples=[{"zip_code": "categorical", "review": "text", "photo": "image_path"}],
     )
     missing: Literal["error", "impute"] = Field(
         "error",
@@ -84,6 +86,16 @@ class CsvParams(FileDataParams):
     stream_above_mb: PositiveFloat = Field(
         256, description="File size (MB) above which `stream: auto` streams."
     )
+    image_size: tuple[PositiveInt, PositiveInt] = Field(
+        (64, 64), description="Height and width every image of an image_path column is resized to."
+    )
+    color_mode: Literal["grayscale", "rgb", "rgba"] = Field(
+        "rgb", description="Channels of image_path images: grayscale 1, rgb 3, rgba 4."
+    )
+    interpolation: Interpolation = Field("bilinear", description="Resize method (tf.image.resize).")
+    crop_to_aspect_ratio: bool = Field(
+        False, description="Crop the largest centred box of the target aspect ratio first."
+    )
     chunk_rows: PositiveInt = Field(10_000, description="Rows read at once when streaming.")
     shuffle_buffer: PositiveInt = Field(
         10_000, description="Rows held for shuffling the training split when streaming."
@@ -91,7 +103,10 @@ class CsvParams(FileDataParams):
 
     @property
     def streamed(self) -> bool:
-        """Whether the table is read in chunks (`stream`, or its size under `auto`)."""
+        """Whether the table is read in chunks (`stream`, or its size under `auto`; always
+        with an image_path column, whose images tf.data decodes)."""
+        if "image_path" in self.columns.values():
+            return True
         if self.stream != "auto":
             return self.stream
         try:

@@ -14,6 +14,7 @@ The kinds are guessed from the first chunk (declare `columns:` where that is wro
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,7 @@ from cbrun.data.csv import (
 )
 from cbrun.data.fingerprint import fingerprint_data
 from cbrun.data.table import read_chunks, table_columns
+from cbrun.data.table_images import decoded, image_columns, image_shape, image_transform, resolved
 from cbrun.data.table_stream import chunk_stream, table_pieces
 
 SPLITS = {"train": "path", "validation": "validation_path", "test": "test_path"}
@@ -45,11 +47,28 @@ def streamed_csv(params: CsvParams, seed: int) -> Dataset:
     impute = params.missing == "impute"
     tabular = impute or any(k != "numeric" for k in kinds.values())
 
-    def features(frame: Any, path: str, first_row: int = 0) -> Any:
-        x = table_columns(frame, kinds, impute, path, where(params, path), first_row)
+    images = image_columns(kinds)
+
+    def features(frame: Any, path: str, first_row: int | None = None) -> Any:
+        """The model's inputs from rows of the file at `path`; `first_row`: check the cells
+        (image files too) and name bad ones by line (the checking pass)."""
+        x = table_columns(frame, kinds, impute, path, where(params, path), first_row or 0)
+        if images:
+            x = resolved(x, images, path, first_row or 0, check=first_row is not None)
         return x if tabular else np.stack([x[c] for c in kinds], axis=1)
 
-    scans = {split: _scan(params, path, features) for split, path in files.items()}
+    seen: dict[str, set[str]] = {split: set() for split in files}  # image files named
+
+    def checked(frame: Any, path: str, first_row: int) -> Any:
+        x = features(frame, path, first_row)
+        for name in images:
+            folder = os.path.dirname(os.path.abspath(path))
+            seen[next(s for s, p in files.items() if p == path)].update(
+                os.path.relpath(cell, folder) for cell in x[name]
+            )
+        return x
+
+    scans = {split: _scan(params, path, checked) for split, path in files.items()}
     task, classes = target_classes(params, scans["train"][0])
     targets = {}
     for split, (labels, weights) in scans.items():
@@ -85,6 +104,8 @@ def streamed_csv(params: CsvParams, seed: int) -> Dataset:
             spec,
             (len(kinds),),
             params.shuffle_buffer,
+            image_transform(params, images) if images else None,
+            (lambda x: decoded(params, images, x)) if images else None,
         )
 
     streams = {name: stream(name) for name in SPLITS}
@@ -113,8 +134,15 @@ def streamed_csv(params: CsvParams, seed: int) -> Dataset:
         )
     )
     finish_table(params, dataset, kinds, tabular, train_x, targets["train"][0][keep["train"]])
+    if images:
+        dataset.extra["image_shape"] = image_shape(params)
     keys = {f"data.{key}": getattr(params, key) for key in SPLITS.values()}
-    return dataset.add_fingerprint(fingerprint_data(keys))
+    named = {  # the images each table file names: their names and sizes, as for image folders
+        f"data.{SPLITS[split]}:images": (os.path.dirname(os.path.abspath(files[split])), found)
+        for split, found in seen.items()
+        if images
+    }
+    return dataset.add_fingerprint(fingerprint_data(keys, listed=named))
 
 
 def _chunks(params: CsvParams, path: str) -> Any:

@@ -18,7 +18,7 @@ import numpy as np
 
 from cbrun.core.errors import CbrunError
 
-ColumnKind = Literal["numeric", "categorical", "text", "ignore"]
+ColumnKind = Literal["numeric", "categorical", "text", "image_path", "ignore"]
 MISSING_TOKEN = "[missing]"  # what an empty categorical or text cell becomes under `impute`
 SHOWN_ROWS = 5  # rows named in a message about bad cells
 

@@ -30,6 +30,8 @@ def chunk_stream(
     spec: Any,
     input_shape: tuple[int, ...],
     shuffle_buffer: int,
+    transform: Callable[..., Any] | None = None,
+    loaded: Callable[[Any], Any] | None = None,
 ) -> Stream:
     """A Stream of the rows of a table at the positions `keep` (sorted, unique).
 
@@ -43,6 +45,8 @@ def chunk_stream(
         input_shape: Shape of one sample's features (as data.json records it).
         shuffle_buffer: Rows mixed together while training: each epoch shuffles the split's
             rows in consecutive blocks of this many (seeded by seed and epoch).
+        transform: A tf.data function over each `(x, *targets)` row (decoding images).
+        loaded: What `transform` does, on `x` arrays of rows loaded eagerly.
     """
     keep = np.asarray(keep, dtype="int64")
 
@@ -64,7 +68,8 @@ def chunk_stream(
                 args=(key,),
                 output_signature=signature,
             )
-        return pieced.unbatch()
+        pieced = pieced.unbatch()
+        return pieced if transform is None else pieced.map(transform, tf.data.AUTOTUNE)
 
     def batches(batch_size: int, shuffle: bool, seed: int, cache_dir: Any, first: int) -> Any:
         import tensorflow as tf
@@ -78,7 +83,7 @@ def chunk_stream(
         ordered = np.unique(wanted)
         x, y, *_ = joined(list(pieces(ordered)))
         order = np.searchsorted(ordered, wanted)
-        return _rows(x, order), y[order]
+        return _rows(x if loaded is None else loaded(x), order), y[order]
 
     return Stream(targets[0][keep], input_shape, batches, load)
 

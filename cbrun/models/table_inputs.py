@@ -7,7 +7,9 @@ follows). categorical: `StringLookup` one-hot over the training split's values, 
 out-of-vocabulary slot for a value never seen in training (or too rare to be among the
 `max_categories` most frequent). text: `TextVectorization` TF-IDF
 over the training split's most frequent words. All of them are saved inside the model, so
-the saved model takes raw rows (a dict of columns).
+the saved model takes raw rows (a dict of columns). image_path: the image itself, decoded
+by tf.data (pixel values 0-1), through a small CNN (`_image_branch`) to 32 features
+concatenated with the other columns' encodings.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def table_inputs(dataset: Dataset) -> tuple[dict[str, Any], Any]:
     inputs: dict[str, Any] = {}
     encoded: list[Any] = []
     for name, kind in (dataset.columns or {}).items():
+        if kind == "image_path":  # decoded by tf.data: the model takes the image
+            inputs[name] = keras.Input(shape=dataset.extra["image_shape"], name=name)
+            encoded.append(_image_branch(name, inputs[name]))
+            continue
         dtype = "float32" if kind == "numeric" else "string"
         inputs[name] = keras.Input(shape=(1,), dtype=dtype, name=name)
         column = _encoder(name, fitted[name], dataset)(inputs[name])
@@ -53,6 +59,17 @@ def _encoder(name: str, facts: dict[str, Any], dataset: Dataset) -> Any:
     )
     layer.adapt(_texts(dataset, name))
     return layer
+
+
+def _image_branch(name: str, image: Any) -> Any:
+    """A small CNN from an image column to 32 features: two 3x3 convolutions (16 and 32
+    filters, ReLU) with 2x2 max pooling after the first, then global average pooling."""
+    import keras
+
+    x = keras.layers.Conv2D(16, 3, activation="relu", padding="same", name=f"conv1_{name}")(image)
+    x = keras.layers.MaxPooling2D(2, name=f"pool_{name}")(x)
+    x = keras.layers.Conv2D(32, 3, activation="relu", padding="same", name=f"conv2_{name}")(x)
+    return keras.layers.GlobalAveragePooling2D(name=f"features_{name}")(x)
 
 
 def _texts(dataset: Dataset, name: str) -> Any:
