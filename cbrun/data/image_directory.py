@@ -68,6 +68,12 @@ class ImageDirectoryParams(DataParams):
         description="Keep decoded training and validation images after the first epoch: in "
         "memory, or on disk in the run directory's `data_cache/`.",
     )
+    classes: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="Class names in the model's order (default: the sorted class folders); "
+        "the folder may then hold a few of them (`cbrun eval --data` sets this).",
+    )
     on_bad_file: Literal["error", "skip"] = Field(
         "error",
         description="An unreadable image stops with its name (`error`) or is left out and "
@@ -173,7 +179,7 @@ def image_directory(params: ImageDirectoryParams, seed: int) -> Dataset:
     root = Path(params.path)
     folders = _split_folders(root)
     main = folders.get("train", root)
-    class_names = _class_names(main)
+    class_names = list(params.classes) if params.classes else _class_names(main)
     files = {name: _list_images(folder, class_names) for name, folder in folders.items()}
     if not folders:
         files["train"] = _list_images(root, class_names)
