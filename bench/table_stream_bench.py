@@ -5,11 +5,15 @@ the file; writes bench/TABLE_STREAM_RESULTS.md.
 
 The tables are bench/table_bench.py's (5 numeric, 4 categorical, 1 text column, 3 classes),
 `--small` rows and `--times` as many. Each case is one `cbrun train` process, 1 epoch, batch
-256, 15 % validation and 15 % test; its peak resident memory is its `ru_maxrss` (os.wait4).
-Cases: the streamed small table, the streamed big one, and the big one read whole (the
-in-memory path, `stream: false`) for contrast. Target: the streamed big table peaks within
-10 % of the streamed small one. The memory cap stated is the streamed small table's peak
-plus 10 %: the in-memory path needs more than that for the big table, the streamed one not.
+256, 15 % validation; its peak resident memory is its `ru_maxrss` (os.wait4). `--test`
+(default 0) is the test fraction: the test evaluation draws curves over every test row,
+which grow with the test split whatever the source. `--chunk-rows` (default 1,000) sets
+`chunk_rows` and `shuffle_buffer`, so that the small table is already many chunks long (the
+rows in flight are a few chunks and a shuffle block, whatever the file's length). Cases: the
+streamed small table, the streamed big one, and the big one read whole (the in-memory path,
+`stream: false`) for contrast. Target: the streamed big table peaks within 10 % of the
+streamed small one. The memory cap stated is the streamed small table's peak plus 10 %: the
+in-memory path needs more than that for the big table, the streamed one not.
 """
 
 from __future__ import annotations
@@ -33,16 +37,19 @@ CONFIG = """
 experiment: {{name: table-stream-bench, seed: 0}}
 data:
   {{type: csv, path: {csv}, target: label, task: classification, columns: {{review: text}},
-   stream: {stream}, split: {{validation: 0.15, test: 0.15}}}}
+   stream: {stream}, chunk_rows: {chunk}, shuffle_buffer: {chunk},
+   split: {{validation: 0.15, test: {test}}}}}
 model: {{type: mlp, units: [64]}}
 compile: {{optimizer: {{name: adam, learning_rate: 0.001}}}}
 training: {{epochs: 1, batch_size: 256}}
 """
 
 
-def config(csv: Path, folder: Path, stream: bool) -> Path:
+def config(csv: Path, folder: Path, stream: bool, test: float, chunk: int) -> Path:
     path = folder / f"{csv.stem}-{'stream' if stream else 'memory'}.yaml"
-    path.write_text(CONFIG.format(csv=json.dumps(str(csv)), stream=str(stream).lower()))
+    path.write_text(
+        CONFIG.format(csv=json.dumps(str(csv)), stream=str(stream).lower(), test=test, chunk=chunk)
+    )
     return path
 
 
@@ -51,6 +58,12 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=20_000)
     parser.add_argument("--times", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--chunk-rows", type=int, default=1000, help="chunk_rows and shuffle_buffer"
+    )
+    parser.add_argument(
+        "--test", type=float, default=0.0, help="test fraction (its evaluation's curves grow)"
+    )
     parser.add_argument("--load", default="", help="what else ran on the machine (for the file)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="table-stream-bench-"))
@@ -62,7 +75,7 @@ def main() -> None:
     runs = work / "runs"
 
     def case(csv: Path, stream: bool):
-        path = config(csv, work, stream)
+        path = config(csv, work, stream, args.test, args.chunk_rows)
         return lambda _: run_process(
             [PYTHON, "-m", "cbrun", "train", str(path), "-q", "--runs-dir", str(runs)]
         )
@@ -85,10 +98,12 @@ def main() -> None:
         f"Run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.node()} "
         f"({platform.processor() or platform.machine()}), {args.repeats} repeats, "
         "`python bench/table_stream_bench.py "
-        f"--small {args.small} --times {args.times} --repeats {args.repeats}`."
+        f"--small {args.small} --times {args.times} --repeats {args.repeats} "
+        f"--test {args.test} --chunk-rows {args.chunk_rows}`."
         + (f" Load: {args.load}." if args.load else ""),
         "",
-        "`cbrun train`, 1 epoch, batch 256, 15 % validation and 15 % test, an MLP (64 units) "
+        f"`cbrun train`, 1 epoch, batch 256, 15 % validation and {args.test:.0%} test, "
+        f"`chunk_rows` and `shuffle_buffer` {args.chunk_rows:,}, an MLP (64 units) "
         "behind the table's preprocessing layers; tables of bench/table_bench.py (5 numeric, "
         f"4 categorical, 1 text column): {rows['small']:,} rows ({sizes['small']:.1f} MB) and "
         f"{rows['big']:,} rows ({sizes['big']:.1f} MB). Peak memory is the process's "

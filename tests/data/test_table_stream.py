@@ -153,3 +153,19 @@ def test_auto_streams_above_the_size_and_bad_cells_name_their_line(folder, tmp_p
     with pytest.raises(Exception, match="line 252 .first value 'sixty'.") as raised:
         load(tmp_path, **STREAM, columns={"note": "text", "age": "numeric"})
     assert type(raised.value).__name__ == "CbrunError"
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl", ".tsv"])
+def test_parquet_jsonl_and_tsv_stream_as_they_read_whole(tmp_path, suffix):
+    frame = loans(200, seed=3)
+    path = tmp_path / f"loans{suffix}"
+    if suffix == ".parquet":
+        frame.to_parquet(path)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_csv(path, sep="\t", index=False)
+    whole = load(tmp_path, path=str(path), stream=False)
+    streamed = load(tmp_path, path=str(path), stream=True, chunk_rows=30)
+    np.testing.assert_array_equal(streamed.train.labels, whole.train[1])
+    assert streamed.record["preprocessing"] == whole.record["preprocessing"]
