@@ -296,3 +296,20 @@ def find_chromium() -> str:
             pytest.fail("chromium is required (CBRUN_REQUIRE_BROWSER is set) but not installed")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     return chromium
+
+
+def assert_unbroken_weights(config: Path, resumed: Any) -> None:
+    """Train `config` again unbroken (its stop hook's variable unset): the final weights
+    equal those of `resumed`, the run stopped and resumed from the same config."""
+    import keras
+    import numpy as np
+
+    from cbrun.run.train import train
+
+    unbroken = train(config, quiet=True)
+    assert unbroken.exit_code == 0, unbroken.record.get("error")
+    final = keras.saving.load_model(resumed.run_dir / "model.keras").get_weights()
+    expected = keras.saving.load_model(unbroken.run_dir / "model.keras").get_weights()
+    assert len(final) == len(expected)
+    for a, b in zip(final, expected, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)

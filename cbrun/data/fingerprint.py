@@ -35,11 +35,24 @@ class Fingerprint:
 
 
 def fingerprint_data(
-    files: dict[str, str | None], folders: dict[str, tuple[str, Iterable[str]]] | None = None
+    files: dict[str, str | None],
+    folders: dict[str, tuple[str, Iterable[str]]] | None = None,
+    listed: dict[str, tuple[str, Iterable[str]]] | None = None,
 ) -> Fingerprint:
-    """Fingerprints of `files` (key to path; None is skipped) and `folders` (key to the folder
-    and the suffixes of the files in it that the source reads)."""
+    """Fingerprints of `files` (key to path; None is skipped), `folders` (key to the folder
+    and the suffixes of the files in it that the source reads) and `listed` files (key to a
+    folder and the names, relative to it, of the files in it the source reads: the images a
+    table names), the last two by names and sizes."""
     result = Fingerprint()
+    for key, (root, names) in (listed or {}).items():
+        listing = _sizes(root, names)
+        result.listings[key] = listing
+        result.entries[key] = {
+            "path": str(root),
+            "listed": True,
+            "files": len(listing),
+            "names_and_sizes_sha256": listing_digest(listing),
+        }
     for key, path in files.items():
         if path is not None:
             result.entries[key] = file_fingerprint(path)
@@ -78,6 +91,12 @@ def folder_listing(root: str, suffixes: tuple[str, ...]) -> Listing:
                 path = os.path.join(top, name)
                 found.append((Path(path).relative_to(root).as_posix(), os.path.getsize(path)))
     return sorted(found)
+
+
+def _sizes(root: str, names: Iterable[str]) -> Listing:
+    """(name, size) of each of these files under `root` that exists, sorted by name."""
+    found = ((name, os.path.join(root, name)) for name in set(names))
+    return sorted((name, os.path.getsize(path)) for name, path in found if os.path.isfile(path))
 
 
 def listing_digest(listing: Listing) -> str:
@@ -130,7 +149,13 @@ def _folder_change(path: str, entry: dict[str, Any], before: Any) -> str | None:
     if not os.path.isdir(path):
         return "missing"
     suffixes = entry.get("suffixes") if isinstance(entry.get("suffixes"), list) else []
-    listing = folder_listing(path, tuple(str(suffix) for suffix in suffixes))
+    if entry.get("listed"):  # only the files the data names: the same names again
+        try:
+            listing = _sizes(path, [str(name) for name, _ in before])
+        except (TypeError, ValueError):  # no listing kept: nothing to compare
+            return None
+    else:
+        listing = folder_listing(path, tuple(str(suffix) for suffix in suffixes))
     if listing_digest(listing) == entry.get("names_and_sizes_sha256"):
         return None
     try:

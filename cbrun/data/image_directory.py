@@ -68,6 +68,12 @@ class ImageDirectoryParams(DataParams):
         description="Keep decoded training and validation images after the first epoch: in "
         "memory, or on disk in the run directory's `data_cache/`.",
     )
+    classes: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="Class names in the model's order (default: the sorted class folders); "
+        "the folder may then hold a few of them (`cbrun eval --data` sets this).",
+    )
     on_bad_file: Literal["error", "skip"] = Field(
         "error",
         description="An unreadable image stops with its name (`error`) or is left out and "
@@ -95,7 +101,7 @@ class ImageDirectoryParams(DataParams):
                 files.append(str(path))
             else:
                 raise CbrunError(f"{path}: no such file or folder")
-        for path, reason in _bad_files(files):
+        for path, reason in bad_files(files):
             raise CbrunError(f"{path}: cannot read the image: {reason}")
         return files, self.load_images(np.array(files, dtype=object))
 
@@ -116,24 +122,33 @@ class ImageDirectoryParams(DataParams):
     def decoder(self) -> Any:
         """The tf.data function from a file path to a float32 image of `sample_shape`, with
         pixel values 0-255 (see `rescale`)."""
-        import tensorflow as tf
+        return image_decoder(
+            self.image_size, self.channels, self.interpolation, self.crop_to_aspect_ratio
+        )
 
-        height, width = self.image_size
-        channels, method = self.channels, self.interpolation
-        crop = self.crop_to_aspect_ratio
 
-        def decode(path: Any) -> Any:
-            image = tf.io.decode_image(
-                tf.io.read_file(path), channels=channels, expand_animations=False
-            )
-            if crop:
-                image = _central_crop(image, height / width)
-            image = tf.image.resize(image, (height, width), method=method)
-            image = tf.cast(image, tf.float32)  # `nearest` keeps the decoded uint8
-            image.set_shape((height, width, channels))
-            return image
+def image_decoder(
+    image_size: tuple[int, int], channels: int, interpolation: str, crop: bool
+) -> Any:
+    """The tf.data function from a file path to a float32 image of `(*image_size, channels)`,
+    pixel values 0-255: decoded by `tf.io.decode_image`, centre-cropped to the aspect ratio
+    if `crop`, resized by `tf.image.resize` with `interpolation` (as Keras' loader does)."""
+    import tensorflow as tf
 
-        return decode
+    height, width = image_size
+
+    def decode(path: Any) -> Any:
+        image = tf.io.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
+        if crop:
+            image = _central_crop(image, height / width)
+        image = tf.image.resize(image, (height, width), method=interpolation)
+        image = tf.cast(image, tf.float32)  # `nearest` keeps the decoded uint8
+        image.set_shape((height, width, channels))
+        return image
+
+    return decode
 
 
 def quiet_tensorflow() -> Any:
@@ -164,12 +179,12 @@ def image_directory(params: ImageDirectoryParams, seed: int) -> Dataset:
     root = Path(params.path)
     folders = _split_folders(root)
     main = folders.get("train", root)
-    class_names = _class_names(main)
+    class_names = list(params.classes) if params.classes else _class_names(main)
     files = {name: _list_images(folder, class_names) for name, folder in folders.items()}
     if not folders:
         files["train"] = _list_images(root, class_names)
     every = [path for paths, _ in files.values() for path in paths]
-    bad = _bad_files(every)
+    bad = bad_files(every)
     if bad and params.on_bad_file == "error":
         path, reason = bad[0]
         more = f" ({len(bad) - 1} more bad files)" if len(bad) > 1 else ""
@@ -271,7 +286,7 @@ def _image_files(folder: Path) -> list[str]:
     ]
 
 
-def _bad_files(paths: list[str]) -> list[tuple[str, str]]:
+def bad_files(paths: list[str]) -> list[tuple[str, str]]:
     """(path, reason) for each file Pillow cannot open and verify, in path order."""
     with ThreadPoolExecutor(max_workers=8) as pool:
         reasons = list(pool.map(_check_image, paths, chunksize=64))

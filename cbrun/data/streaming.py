@@ -16,6 +16,7 @@ import numpy as np
 from cbrun.data.base import Arrays, Stream
 
 EPOCH_STRIDE = 1_000_003  # epoch e of seed s shuffles with s * EPOCH_STRIDE + e
+ZERO_SEED = 1_000_033  # the graph seed of a pass when the global seed is 0 (see epoch_passes)
 
 
 def positional_stream(
@@ -82,6 +83,9 @@ def epoch_passes(one_pass: Callable[[Any], Any], seed: int, first: int) -> Any:
     epoch = tf.Variable(first, dtype=tf.int64, trainable=False)
 
     def run(_: Any) -> Any:
+        graph = tf.compat.v1.get_default_graph()  # this function's own graph
+        if graph.seed == 0:  # global seed 0: TF's get_seed would test `key == 0` as a bool
+            graph.seed = ZERO_SEED
         return one_pass(tf.constant(seed * EPOCH_STRIDE, tf.int64) + epoch.assign_add(1) - 1)
 
     return tf.data.Dataset.range(1).flat_map(run)

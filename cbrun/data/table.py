@@ -10,6 +10,7 @@ saved inside it (`cbrun.models.table_inputs`), so raw rows go straight to the sa
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from cbrun.core.errors import CbrunError
 
-ColumnKind = Literal["numeric", "categorical", "text", "ignore"]
+ColumnKind = Literal["numeric", "categorical", "text", "image_path", "ignore"]
 MISSING_TOKEN = "[missing]"  # what an empty categorical or text cell becomes under `impute`
 SHOWN_ROWS = 5  # rows named in a message about bad cells
 
@@ -25,25 +26,52 @@ SHOWN_ROWS = 5  # rows named in a message about bad cells
 def read_table(path: str | Path, where: str, delimiter: str | None = None) -> Any:
     """The file at `path` as a DataFrame, read by its extension (`.csv`, `.tsv`, `.parquet`,
     `.jsonl`/`.ndjson`; anything else as CSV); `where` is the config key named in errors."""
+    frame = _read(path, where, delimiter, None)
+    if frame.empty:
+        raise CbrunError(f"{where}: {path} has a header but no data rows")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def read_chunks(
+    path: str | Path, where: str, delimiter: str | None, rows: int
+) -> Iterator[tuple[int, Any]]:
+    """The file at `path` as DataFrames of at most `rows` rows each, read as `read_table`
+    reads it, with the position (from 0) of each chunk's first row; memory holds one chunk."""
+    first = 0
+    chunks = _read(path, where, delimiter, rows)
+    while True:
+        try:
+            frame = next(chunks)
+        except StopIteration:
+            break
+        except Exception as error:  # noqa: BLE001 - pandas and pyarrow raise their own kinds
+            raise CbrunError(f"{where}: cannot read {path}: {error}") from None
+        frame.columns = [str(c) for c in frame.columns]
+        frame.index = range(first, first + len(frame))
+        yield first, frame
+        first += len(frame)
+    if not first:
+        raise CbrunError(f"{where}: {path} has a header but no data rows")
+
+
+def _read(path: str | Path, where: str, delimiter: str | None, chunk_rows: int | None) -> Any:
+    """A DataFrame (`chunk_rows` None) or an iterator of DataFrames of the file at `path`."""
     import pandas as pd
 
     suffix = Path(path).suffix.lower()
     try:
         if suffix == ".parquet":
-            frame = _read_parquet(path, where)
-        elif suffix in (".jsonl", ".ndjson"):
-            frame = pd.read_json(path, lines=True, dtype=False)
-        else:
-            sep = delimiter or ("\t" if suffix == ".tsv" else ",")
-            frame = pd.read_csv(path, sep=sep)
+            return _read_parquet(path, where, chunk_rows)
+        if suffix in (".jsonl", ".ndjson"):
+            return pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows)
+        sep = delimiter or ("\t" if suffix == ".tsv" else ",")
+        read = pd.read_csv(path, sep=sep, chunksize=chunk_rows)
+        return read if chunk_rows is None else iter(read)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise CbrunError(f"{where}: cannot read {path}: {error}") from None
     except (ValueError, OSError) as error:  # bad JSON lines, a damaged Parquet file
         raise CbrunError(f"{where}: cannot read {path}: {error}") from None
-    if frame.empty:
-        raise CbrunError(f"{where}: {path} has a header but no data rows")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
 
 
 def read_header(path: str | Path, delimiter: str | None = None) -> list[str] | None:
@@ -67,16 +95,19 @@ def read_header(path: str | Path, delimiter: str | None = None) -> list[str] | N
         return None
 
 
-def _read_parquet(path: str | Path, where: str) -> Any:
+def _read_parquet(path: str | Path, where: str, chunk_rows: int | None) -> Any:
     import pandas as pd
 
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow.parquet
     except ImportError:
         raise CbrunError(
             f"{where}: reading {path} needs pyarrow", hint='pip install "cbrun[parquet]"'
         ) from None
-    return pd.read_parquet(path)
+    if chunk_rows is None:
+        return pd.read_parquet(path)
+    batches = pyarrow.parquet.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+    return (batch.to_pandas() for batch in batches)
 
 
 def row_names(path: str | Path, rows: np.ndarray) -> str:
@@ -101,10 +132,16 @@ def guess_kind(column: Any) -> ColumnKind:
 
 
 def table_columns(
-    frame: Any, kinds: dict[str, ColumnKind], impute: bool, path: str | Path, where: str
+    frame: Any,
+    kinds: dict[str, ColumnKind],
+    impute: bool,
+    path: str | Path,
+    where: str,
+    first_row: int = 0,
 ) -> dict[str, np.ndarray]:
     """The feature columns of `frame` as arrays the model takes: float32 numbers (NaN for a
-    gap, only under `impute`), strings for categorical and text columns.
+    gap, only under `impute`), strings for categorical and text columns; `first_row`: the
+    position of the frame's first row in the file (a chunk of it), for the rows named.
 
     Raises:
         CbrunError: a numeric column holds text, or cells are missing and `impute` is off;
@@ -118,14 +155,14 @@ def table_columns(
         values = frame[name]
         missing = values.isna().to_numpy()
         if missing.any() and not impute:
-            gaps[name] = np.flatnonzero(missing)
+            gaps[name] = np.flatnonzero(missing) + first_row
         if kind == "numeric":
             numbers = pd.to_numeric(values, errors="coerce")
             bad = np.flatnonzero(numbers.isna().to_numpy() & ~missing)
             if len(bad):
                 raise CbrunError(
                     f"{where}: column `{name}` is numeric but holds text in {path}: "
-                    f"{row_names(path, bad)} (first value {values.iloc[bad[0]]!r})",
+                    f"{row_names(path, bad + first_row)} (first value {values.iloc[bad[0]]!r})",
                     hint=f"declare it `data.columns.{name}: categorical` if it is a category",
                 )
             with np.errstate(over="ignore"):  # 1e300 is a number, but no float32: inf

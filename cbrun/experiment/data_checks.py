@@ -31,8 +31,10 @@ class CheckedData:
 
 
 def read_by_validate(config: Any) -> bool:
-    """Whether `cbrun validate` reads this config's data (see the module's docstring)."""
-    return bool(getattr(type(config.data), "read_by_validate", False))
+    """Whether `cbrun validate` reads this config's data (see the module's docstring); a
+    table that streams (large, or with image_path columns) is read by tf.data, in train only."""
+    streamed = bool(getattr(config.data, "streamed", False))
+    return bool(getattr(type(config.data), "read_by_validate", False)) and not streamed
 
 
 def read_data(config: Any, document: Document, config_dir: Path | None) -> CheckedData:

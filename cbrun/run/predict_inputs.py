@@ -17,6 +17,7 @@ from cbrun.core.console import counted
 from cbrun.core.errors import CbrunError, did_you_mean
 from cbrun.core.run_dir import CONFIG_FILE, read_json
 from cbrun.data.table import read_table, table_columns
+from cbrun.data.table_images import decoded, image_columns, resolved
 
 TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".parquet", ".jsonl", ".ndjson")
 
@@ -46,7 +47,9 @@ def _read_table(run_dir: Path, path: Path, params: Any) -> Any:
     if data.get("columns"):
         frame = _read_frame(path, list(data["columns"]))
         impute = getattr(params, "missing", "error") == "impute"
-        return table_columns(frame, data["columns"], impute, path, str(path))
+        x = table_columns(frame, data["columns"], impute, path, str(path))
+        images = image_columns(data["columns"])  # paths relative to this file: decoded
+        return decoded(params, images, resolved(x, images, path)) if images else x
     if path.suffix.lower() == ".npz":
         x = _read_npz(path, getattr(params, "x", "x"))
     elif path.suffix.lower() in TABLE_SUFFIXES:

@@ -127,6 +127,18 @@ def test_eval_rebuilds_the_streamed_test_split(trained, cli):
     )
 
 
+def test_eval_data_scores_a_folder_of_one_class_in_the_runs_classes(trained, cli, tmp_path):
+    write_images(tmp_path / "all", per_class=6, seed=9)
+    (tmp_path / "all" / "top").rename(tmp_path / "top-only")
+    (tmp_path / "only").mkdir()
+    (tmp_path / "top-only").rename(tmp_path / "only" / "top")
+    result = cli("eval", trained["run"], "--data", tmp_path / "only")
+    assert result.exit_code == 0, result.stderr
+    written = json.loads(Path(result.stdout.strip()).read_text())
+    assert written["samples"] == 6
+    assert written["metrics"]["accuracy"] >= 0.8  # the top class: index 2 of the run's three
+
+
 def test_predict_takes_image_files_and_folders(trained, cli):
     shapes = trained["root"] / "shapes"
     one = shapes / "top" / "001.png"

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_eval_and_predict, assert_refused, stopped_then_resumed
+from tests.conftest import (
+    assert_eval_and_predict,
+    assert_refused,
+    assert_unbroken_weights,
+    stopped_then_resumed,
+)
 
 MODULE = """
 import os
@@ -116,6 +121,10 @@ def test_mixed_splits_train_and_resume_to_high_accuracy(resumed):
     assert record["test_metrics"]["accuracy"] >= 0.9  # three classes; chance is 0.33
     assert record["data"]["samples"] == {"train": 200, "validation": 50, "test": 60}
     assert record["data"]["function"] == "cbrun_test_source:splits"
+
+
+def test_a_resumed_run_on_unbatched_tf_data_equals_the_unbroken_run(resumed, folder):
+    assert_unbroken_weights(folder / "splits.yaml", resumed)
 
 
 def test_eval_imports_only_when_allowed_and_predict_works(resumed, cli, folder):

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import assert_eval_and_predict, assert_refused, stopped_then_resumed
+from tests.conftest import (
+    assert_eval_and_predict,
+    assert_refused,
+    assert_unbroken_weights,
+    stopped_then_resumed,
+)
 
 CLASSES = ("ant", "bee", "cat")
 HOOK = """
@@ -111,6 +116,10 @@ def test_records_train_and_resume_to_high_accuracy(resumed):
     assert len(history["grad_norm"]) == 3 and all(v > 0 for v in history["grad_norm"])
 
 
+def test_a_resumed_run_equals_the_unbroken_run(resumed, folder):
+    assert_unbroken_weights(folder / "records.yaml", resumed)
+
+
 def test_eval_and_predict_rebuild_the_records_and_read_new_ones(resumed, cli, folder):
     x = np.zeros((3, 5), dtype="float32")
     x[np.arange(3), np.arange(3)] = 4.0
@@ -154,3 +163,18 @@ def test_bad_records_or_declarations_are_refused(folder, cli, data, expected):
     path = folder / "bad.yaml"
     path.write_text(yaml.safe_dump(text, sort_keys=False))
     assert_refused(cli, path, folder / "runs", expected)
+
+
+def test_records_shuffle_under_the_global_seed_0(folder, monkeypatch):
+    """TF's shuffle seeded by a tensor failed when the global seed was 0 (experiment.seed: 0)."""
+    import keras
+
+    from cbrun import registry
+
+    monkeypatch.chdir(folder)
+    component = registry.datasets.get("tfrecord")
+    params = component.params.model_validate(config(folder)["data"])
+    stream = component.factory(params, 0).train
+    keras.utils.set_random_seed(0)
+    labels = [y for _, y in stream.batches(16, True, 0, None, 0).as_numpy_iterator()]
+    assert sorted(np.concatenate(labels)) == sorted(stream.labels)
