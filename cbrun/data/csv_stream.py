@@ -73,7 +73,7 @@ def streamed_csv(params: CsvParams, seed: int) -> Dataset:
     targets = {}
     for split, (labels, weights) in scans.items():
         y = encoded_labels(params, labels, classes, files[split])
-        _, y = check_arrays(np.empty((len(y), 0)), y, task, files[split])
+        _, y = check_arrays(np.zeros((len(y), 1)), y, task, files[split])  # labels only
         weight = () if weights is None else (numbers(weights, files[split], "data.sample_weight"),)
         targets[split] = (y, *weight)
     del scans
