@@ -1,12 +1,13 @@
-"""Where trials run: a local pool of warm workers or of fresh processes, or Ray tasks.
+"""Where trials run: warm workers on a local pool or on reused Ray actors, or fresh processes.
 
-On the local pool, trials run by default in warm workers (`cbrun/sweeps/warm_pool.py`): a few
-long-lived processes that import TensorFlow once and train one trial after another, each in
-its own run directory, with Keras' session cleared and the process-wide settings a run changes
-put back first (`cbrun/run/process_state.py`), so a trial's results are those of a fresh
-process. `Resources(fresh_processes=True)` (`cbrun sweep --fresh-processes`) runs each trial as
-a fresh `python -m cbrun train` process instead, as Ray tasks, Ray Tune schedulers and Optuna
-searches always do.
+By default trials run in warm workers (`cbrun/sweeps/warm_pool.py`): long-lived processes
+that import TensorFlow once and train one trial after another, each in its own run directory,
+with Keras' session cleared and the process-wide settings a run changes put back first
+(`cbrun/run/process_state.py`), so a trial's results are those of a fresh process. On Ray,
+each worker slot is a reused actor that keeps such a worker on its node.
+`Resources(fresh_processes=True)` (`cbrun sweep --fresh-processes`) runs every trial as a
+fresh `python -m cbrun train` process instead (on Ray, one Ray task per trial), as Ray Tune
+schedulers and Optuna searches always do.
 """
 
 from __future__ import annotations
@@ -126,10 +127,17 @@ def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> 
 
 
 def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:
-    """One Ray task per trial, with its CPU/GPU request; at most `workers` in flight if given."""
+    """Reused Ray actors with warm workers (`warm_pool.run_on_ray_actors`), or with
+    `fresh_processes` one Ray task per trial; each with its CPU/GPU request, at most
+    `workers` at once if given."""
     ray = import_ray(local=resources.address is None)
     details = start_ray(ray, resources)
     try:
+        if not resources.fresh_processes:
+            from cbrun.sweeps.warm_pool import run_on_ray_actors
+
+            run_on_ray_actors(ray, jobs, resources, report)
+            return details
         task = ray.remote(
             num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0
         )(_run_trial_on_a_node)

@@ -238,10 +238,10 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
 
 
 def _warm_workers(record: dict[str, Any], resources: Resources) -> bool:
-    """Whether trials run in warm workers: on the local pool, for grid and random search."""
+    """Whether trials run in warm workers: grid and random search without a Tune scheduler."""
     return not (
         resources.fresh_processes
-        or resources.backend != "local"
+        or resources.scheduler
         or record["search"].get("search") == "optuna"
     )
 

@@ -162,3 +162,69 @@ def _signal_name(signum: int) -> str:
         return signal.Signals(signum).name
     except ValueError:
         return f"signal {signum}"
+
+
+class TrialActor:
+    """A Ray actor that keeps a warm worker on its node and trains the trials sent to it."""
+
+    def __init__(self) -> None:
+        self.pool = WarmPool()
+
+    def run(self, job: TrialJob) -> dict[str, Any]:
+        import ray
+
+        return self.pool.run(job) | {"ray_node": ray.get_runtime_context().get_node_id()}
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def run_on_ray_actors(ray: Any, jobs: list[TrialJob], resources: Any, report: Any) -> None:
+    """One reused actor per worker slot, each given the next trial when it finishes one; an
+    actor that dies is recorded as its trial's failure and replaced."""
+    actor_class = ray.remote(
+        num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_restarts=0
+    )(TrialActor)
+    waiting = list(jobs)
+    running: dict[Any, tuple[int, Any]] = {}
+    actors = [actor_class.remote() for _ in range(ray_slots(ray, resources, len(jobs)))]
+
+    def give(actor: Any) -> None:
+        job = waiting.pop(0)
+        running[actor.run.remote(job)] = (job.index, actor)
+
+    try:
+        for actor in actors:
+            if waiting:
+                give(actor)
+        while running:
+            (ref,), _ = ray.wait(list(running), num_returns=1)
+            index, actor = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                result = {"exit_code": None, "run_dir": None, "error": str(error)}
+                actors.remove(actor)
+                ray.kill(actor)
+                actor = actor_class.remote()
+                actors.append(actor)
+            report(index, result)
+            if waiting:
+                give(actor)
+    finally:
+        closing = [actor.close.remote() for actor in actors]
+        ray.wait(closing, num_returns=len(closing), timeout=CLOSE_SECONDS)
+
+
+def ray_slots(ray: Any, resources: Any, trials: int) -> int:
+    """How many actors: `workers` if given, else as many as the cluster's CPUs and GPUs hold
+    (actors keep their resources while they live, so never more than fit)."""
+    total = ray.cluster_resources()
+    fits = [trials]
+    if resources.cpus_per_trial:
+        fits.append(int(total.get("CPU", 0) / resources.cpus_per_trial + 1e-9))
+    if resources.gpus_per_trial:
+        fits.append(int(total.get("GPU", 0) / resources.gpus_per_trial + 1e-9))
+    if resources.workers:
+        fits.append(resources.workers)
+    return max(1, min(fits))

@@ -1,0 +1,151 @@
+"""Warm sweep workers vs fresh processes vs one `cbrun train`, on the quickstart's digits MLP.
+
+    python bench/sweep_workers_bench.py [--repeats 3] [--workers 1]
+        [--out bench/SWEEP_WORKERS_RESULTS.md]
+
+Each repetition runs, one after another, three commands as a user would type them:
+
+- `cbrun train configs/quickstart.yaml -q --set training.epochs=1`: one trial, alone;
+- `cbrun sweep configs/quickstart.yaml --set training.epochs=1` over a grid of six trials
+  (three learning rates x two dropouts) on the local pool, warm workers (the default);
+- the same sweep with `--fresh-processes` (a new `cbrun train` process per trial).
+
+Each command's wall time and CPU time (user + system, of the command and every process it
+waited for: `os.wait4`) are measured. The order of the three is rotated between repetitions,
+so a slow moment of the shared machine does not always hit the same one. The figures reported
+are medians over the repetitions; the ratio is a sweep's wall time over one train's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "quickstart.yaml"
+ONE_EPOCH = ["--set", "training.epochs=1"]
+GRID = ["--grid", "compile.optimizer.learning_rate=3e-3,1e-3,3e-4", "--grid", "model.dropout=0,0.2"]
+TRIALS = 6
+
+
+def commands(runs_dir: Path, workers: int) -> dict[str, list[str]]:
+    cbrun = [sys.executable, "-m", "cbrun"]
+    sweep = [*cbrun, "sweep", str(CONFIG), *ONE_EPOCH, *GRID, "--workers", str(workers)]
+    sweep += ["--runs-dir", str(runs_dir)]
+    return {
+        "one `cbrun train`": [
+            *cbrun,
+            "train",
+            str(CONFIG),
+            "-q",
+            *ONE_EPOCH,
+            "--runs-dir",
+            str(runs_dir),
+        ],
+        "sweep, warm workers": sweep,
+        "sweep, fresh processes": [*sweep, "--fresh-processes"],
+    }
+
+
+def run_one(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of `command` (and every process it waited for), via os.wait4."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            err.seek(0)
+            raise SystemExit(
+                f"{' '.join(command)} failed ({process.returncode}):\n{err.read().decode()}"
+            )
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def load() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "SWEEP_WORKERS_RESULTS.md")
+    args = parser.parse_args()
+
+    started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    loads = [load()]
+    figures: dict[str, list[tuple[float, float]]] = {}
+    clock = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="cbrun-sweep-bench-") as folder:
+        named = commands(Path(folder), args.workers)
+        names = list(named)
+        for repeat in range(args.repeats):
+            order = names[repeat % len(names) :] + names[: repeat % len(names)]
+            for name in order:
+                wall, cpu = run_one(named[name])
+                figures.setdefault(name, []).append((wall, cpu))
+                print(f"repeat {repeat + 1} {name}: {wall:.1f} s wall, {cpu:.1f} s CPU", flush=True)
+            loads.append(load())
+    minutes = (time.perf_counter() - clock) / 60
+    args.out.write_text(report(figures, loads, started_at, minutes, args))
+    print(f"wrote {args.out}")
+
+
+def report(
+    figures: dict[str, list[tuple[float, float]]],
+    loads: list[str],
+    started_at: str,
+    minutes: float,
+    args: argparse.Namespace,
+) -> str:
+    import keras
+    import tensorflow as tf
+
+    train = "one `cbrun train`"
+    wall = {name: statistics.median(w for w, _ in runs) for name, runs in figures.items()}
+    cpu = {name: statistics.median(c for _, c in runs) for name, runs in figures.items()}
+    lines = [
+        "# Sweep workers: warm workers vs fresh processes vs one `cbrun train`",
+        "",
+        f"Written by `python bench/sweep_workers_bench.py --repeats {args.repeats} --workers "
+        f"{args.workers}` on {started_at} in {minutes:.1f} min.",
+        "",
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other "
+        "sessions: load average (1/5/15 min) at the start "
+        f"{loads[0]}, after each repetition {'; '.join(loads[1:])}.",
+        f"- Python {platform.python_version()}; TensorFlow {tf.__version__}, Keras "
+        f"{keras.__version__}; CPU only.",
+        "- Trial: `configs/quickstart.yaml` (digits, MLP 128-64 with dropout, early stopping, "
+        "best-only checkpoint, CSV logger, TensorBoard) with `training.epochs=1`.",
+        f"- Sweep: {TRIALS} trials, grid `compile.optimizer.learning_rate=3e-3,1e-3,3e-4` x "
+        f"`model.dropout=0,0.2`, local pool, `--workers {args.workers}`.",
+        "- Each command timed whole, as typed (interpreter start, imports, every trial, the "
+        "sweep's summary, plot and HParams files); CPU time is user + system of the command "
+        "and every process it waited for. Medians over the repetitions, run in rotated order.",
+        "",
+        "| command | wall (median) | × one train | CPU (median) | trials per minute | "
+        "wall of each repetition |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, runs in figures.items():
+        trials = 1 if name == train else TRIALS
+        each = ", ".join(f"{w:.1f}" for w, _ in runs)
+        lines.append(
+            f"| {name} | {wall[name]:.1f} s | {wall[name] / wall[train]:.2f}× | "
+            f"{cpu[name]:.1f} s | {60 * trials / wall[name]:.1f} | {each} s |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
