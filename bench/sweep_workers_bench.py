@@ -1,17 +1,20 @@
 """Warm sweep workers vs fresh processes vs one `cbrun train`, on the quickstart's digits MLP.
 
-    python bench/sweep_workers_bench.py [--repeats 3] [--workers 1]
+    python bench/sweep_workers_bench.py [--repeats 3] [--workers 1 2]
         [--out bench/SWEEP_WORKERS_RESULTS.md]
 
-Each repetition runs, one after another, three commands as a user would type them:
+Each repetition runs, one after another, these commands as a user would type them:
 
 - `cbrun train configs/quickstart.yaml -q --set training.epochs=1`: one trial, alone;
 - `cbrun sweep configs/quickstart.yaml --set training.epochs=1` over a grid of six trials
   (three learning rates x two dropouts) on the local pool, warm workers (the default);
-- the same sweep with `--fresh-processes` (a new `cbrun train` process per trial).
+- the same sweep with `--fresh-processes` (a new `cbrun train` process per trial);
+
+the warm sweep once per `--workers` count given (the machine has 2 cores), the fresh one with
+the first count only.
 
 Each command's wall time and CPU time (user + system, of the command and every process it
-waited for: `os.wait4`) are measured. The order of the three is rotated between repetitions,
+waited for: `os.wait4`) are measured. The order of the commands is rotated between repetitions,
 so a slow moment of the shared machine does not always hit the same one. The figures reported
 are medians over the repetitions; the ratio is a sweep's wall time over one train's.
 """
@@ -35,23 +38,17 @@ GRID = ["--grid", "compile.optimizer.learning_rate=3e-3,1e-3,3e-4", "--grid", "m
 TRIALS = 6
 
 
-def commands(runs_dir: Path, workers: int) -> dict[str, list[str]]:
+def commands(runs_dir: Path, workers: list[int]) -> dict[str, list[str]]:
     cbrun = [sys.executable, "-m", "cbrun"]
-    sweep = [*cbrun, "sweep", str(CONFIG), *ONE_EPOCH, *GRID, "--workers", str(workers)]
-    sweep += ["--runs-dir", str(runs_dir)]
-    return {
-        "one `cbrun train`": [
-            *cbrun,
-            "train",
-            str(CONFIG),
-            "-q",
-            *ONE_EPOCH,
-            "--runs-dir",
-            str(runs_dir),
-        ],
-        "sweep, warm workers": sweep,
-        "sweep, fresh processes": [*sweep, "--fresh-processes"],
-    }
+    train = [*cbrun, "train", str(CONFIG), "-q", *ONE_EPOCH, "--runs-dir", str(runs_dir)]
+    named = {"one `cbrun train`": train}
+    for count in workers:
+        sweep = [*cbrun, "sweep", str(CONFIG), *ONE_EPOCH, *GRID, "--workers", str(count)]
+        sweep += ["--runs-dir", str(runs_dir)]
+        named[f"sweep, warm workers, --workers {count}"] = sweep
+        if count == workers[0]:  # the slow one: once
+            named[f"sweep, fresh processes, --workers {count}"] = [*sweep, "--fresh-processes"]
+    return named
 
 
 def run_one(command: list[str]) -> tuple[float, float]:
@@ -78,7 +75,7 @@ def load() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "SWEEP_WORKERS_RESULTS.md")
     args = parser.parse_args()
 
@@ -108,8 +105,7 @@ def report(
     minutes: float,
     args: argparse.Namespace,
 ) -> str:
-    import keras
-    import tensorflow as tf
+    from importlib.metadata import version
 
     train = "one `cbrun train`"
     wall = {name: statistics.median(w for w, _ in runs) for name, runs in figures.items()}
@@ -118,31 +114,32 @@ def report(
         "# Sweep workers: warm workers vs fresh processes vs one `cbrun train`",
         "",
         f"Written by `python bench/sweep_workers_bench.py --repeats {args.repeats} --workers "
-        f"{args.workers}` on {started_at} in {minutes:.1f} min.",
+        f"{' '.join(map(str, args.workers))}` on {started_at} in {minutes:.1f} min.",
         "",
         f"- Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other "
         "sessions: load average (1/5/15 min) at the start "
         f"{loads[0]}, after each repetition {'; '.join(loads[1:])}.",
-        f"- Python {platform.python_version()}; TensorFlow {tf.__version__}, Keras "
-        f"{keras.__version__}; CPU only.",
+        f"- Python {platform.python_version()}; TensorFlow {version('tensorflow')}, Keras "
+        f"{version('keras')}; CPU only.",
         "- Trial: `configs/quickstart.yaml` (digits, MLP 128-64 with dropout, early stopping, "
         "best-only checkpoint, CSV logger, TensorBoard) with `training.epochs=1`.",
         f"- Sweep: {TRIALS} trials, grid `compile.optimizer.learning_rate=3e-3,1e-3,3e-4` x "
-        f"`model.dropout=0,0.2`, local pool, `--workers {args.workers}`.",
+        "`model.dropout=0,0.2`, on the local pool.",
         "- Each command timed whole, as typed (interpreter start, imports, every trial, the "
         "sweep's summary, plot and HParams files); CPU time is user + system of the command "
         "and every process it waited for. Medians over the repetitions, run in rotated order.",
         "",
-        "| command | wall (median) | × one train | CPU (median) | trials per minute | "
-        "wall of each repetition |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| command | wall (median) | × one train | CPU (median) | CPU × one train | "
+        "trials per minute | wall of each repetition |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, runs in figures.items():
         trials = 1 if name == train else TRIALS
         each = ", ".join(f"{w:.1f}" for w, _ in runs)
         lines.append(
             f"| {name} | {wall[name]:.1f} s | {wall[name] / wall[train]:.2f}× | "
-            f"{cpu[name]:.1f} s | {60 * trials / wall[name]:.1f} | {each} s |"
+            f"{cpu[name]:.1f} s | {cpu[name] / cpu[train]:.2f}× | "
+            f"{60 * trials / wall[name]:.1f} | {each} s |"
         )
     return "\n".join(lines) + "\n"
 

@@ -7,7 +7,8 @@ before each trial it returns the process to the state it had after its own impor
 - Keras' session (`keras.utils.clear_session(free_memory=True)`): layer name counters, the
   global seed generator, the dtype policy (`training.precision`) and TensorFlow's kernel cache;
   the policy, `floatx`, `epsilon` and `image_data_format` are also set back explicitly;
-- TensorFlow's op determinism (`experiment.deterministic`), off again unless it was on;
+- TensorFlow's op determinism (`experiment.deterministic`), off again unless it was on, and
+  its count of tf.function retracing (which would warn across trials);
 - the environment, `sys.path` (train puts the config's folder first), the working directory,
   the SIGINT/SIGTERM handlers and the warning filters;
 - user code imported by the trial (a `module:function` model, a `lambda` callback): modules
@@ -86,6 +87,7 @@ class ProcessBaseline:
         keras.config.set_dtype_policy(config["dtype_policy"])
         if _op_determinism() and not self.deterministic:
             _disable_op_determinism()
+        _forget_tracing_counts()
 
     def _is_user_code(self, module: Any) -> bool:
         """A module of the user's (not cbrun's, not installed, not the standard library)."""
@@ -109,6 +111,17 @@ def unrestorable() -> str | None:
     if _op_determinism() and _disable_op_determinism is _cannot_disable:
         return "it made TensorFlow's ops deterministic, which this TensorFlow cannot undo"
     return None
+
+
+def _forget_tracing_counts() -> None:
+    """Start TensorFlow's count of tf.function retracing afresh: counted across trials, it
+    warns about "excessive retracing" that a fresh process never sees."""
+    try:
+        from tensorflow.python.eager.polymorphic_function import polymorphic_function as module
+
+        module._frequent_tracing_detector_manager = module._FrequentTracingDetectorManager()
+    except (ImportError, AttributeError):  # pragma: no cover - another TensorFlow
+        pass
 
 
 def _keras_config() -> dict[str, Any]:
