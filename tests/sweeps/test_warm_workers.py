@@ -128,3 +128,19 @@ def test_restore_undoes_what_a_trial_changes_in_the_process(tmp_path):
     assert str(tmp_path) not in sys.path
     assert "user_module_of_a_trial" not in sys.modules
     assert "cbrun.run.process_state" in sys.modules  # cbrun's own modules stay loaded
+
+
+@pytest.mark.parametrize(
+    ("distribution", "fresh"),
+    [
+        (None, False),
+        ({"strategy": "mirrored"}, False),
+        ({"strategy": "mirrored", "cpu_devices": 2}, True),  # logical devices: once a process
+    ],
+)
+def test_only_trials_that_split_the_cpu_need_a_fresh_process(make_config, distribution, fresh):
+    from cbrun.sweeps.executors import TrialJob
+    from cbrun.sweeps.warm_pool import needs_fresh_process
+
+    path = make_config({"distribution": distribution} if distribution else {})
+    assert needs_fresh_process(TrialJob(0, [str(path)], [], str(path.parent))) is fresh
