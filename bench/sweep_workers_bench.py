@@ -11,7 +11,9 @@ Each repetition runs, one after another, these commands as a user would type the
 - the same sweep with `--fresh-processes` (a new `cbrun train` process per trial);
 
 the warm sweep once per `--workers` count given (the machine has 2 cores), the fresh one with
-the first count only.
+the first count only; and, if Keras Tuner is installed (`pip install "cbrun[bench]"`), the same
+six trials as a Keras Tuner `GridSearch` in one hand-written process (same data split, model,
+optimizer and epoch, but none of cbrun's run records, checkpoints, plots or evaluation files).
 
 Each command's wall time and CPU time (user + system, of the command and every process it
 waited for: `os.wait4`) are measured. The order of the commands is rotated between repetitions,
@@ -22,6 +24,7 @@ are medians over the repetitions; the ratio is a sweep's wall time over one trai
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -37,6 +40,45 @@ ONE_EPOCH = ["--set", "training.epochs=1"]
 GRID = ["--grid", "compile.optimizer.learning_rate=3e-3,1e-3,3e-4", "--grid", "model.dropout=0,0.2"]
 TRIALS = 6
 
+# The same six trials as a Keras Tuner grid search in one process: the quickstart's data split
+# (70/15/15, stratified, seed 42), model (128-64 ReLU, dropout), Adam, batch 32, one epoch.
+KERAS_TUNER = """
+import os, tempfile
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+import keras, keras_tuner
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+x, y = load_digits(return_X_y=True)
+x = (x / 16.0).astype("float32")
+x_train, x_rest, y_train, y_rest = train_test_split(
+    x, y, test_size=0.3, random_state=42, stratify=y)
+x_val, x_test, y_val, y_test = train_test_split(
+    x_rest, y_rest, test_size=0.5, random_state=42, stratify=y_rest)
+
+def build(hp):
+    keras.utils.set_random_seed(42)
+    dropout = hp.Choice("dropout", [0.0, 0.2])
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(128, activation="relu"), keras.layers.Dropout(dropout),
+        keras.layers.Dense(64, activation="relu"), keras.layers.Dropout(dropout),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    rate = hp.Choice("learning_rate", [3e-3, 1e-3, 3e-4])
+    model.compile(optimizer=keras.optimizers.Adam(rate),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+with tempfile.TemporaryDirectory() as folder:
+    tuner = keras_tuner.GridSearch(build, objective="val_loss", max_trials=6,
+                                   directory=folder, project_name="bench", overwrite=True)
+    tuner.search(x_train, y_train, validation_data=(x_val, y_val), epochs=1, batch_size=32,
+                 verbose=0)
+    assert len(tuner.oracle.trials) == 6, tuner.oracle.trials
+    tuner.get_best_models(1)[0].evaluate(x_test, y_test, verbose=0)
+"""
+
 
 def commands(runs_dir: Path, workers: list[int]) -> dict[str, list[str]]:
     cbrun = [sys.executable, "-m", "cbrun"]
@@ -48,6 +90,12 @@ def commands(runs_dir: Path, workers: list[int]) -> dict[str, list[str]]:
         named[f"sweep, warm workers, --workers {count}"] = sweep
         if count == workers[0]:  # the slow one: once
             named[f"sweep, fresh processes, --workers {count}"] = [*sweep, "--fresh-processes"]
+    if importlib.util.find_spec("keras_tuner"):
+        named["Keras Tuner `GridSearch`, the 6 trials in one process"] = [
+            sys.executable,
+            "-c",
+            KERAS_TUNER,
+        ]
     return named
 
 
