@@ -56,9 +56,10 @@ class WarmWorker:
                 "stderr": str(err),
             }
             reply = self._ask(request)
+            started = err.exists()  # the worker opened the trial's files
             stdout, stderr = _read(out), _read(err)
         if reply is None:
-            return self._died(stdout, stderr) | {"worker_pid": self.process.pid}
+            return self._died(stdout, stderr, started) | {"worker_pid": self.process.pid}
         self.retired = bool(reply.get("retire"))
         return outcome(reply["exit_code"], stdout, stderr) | {"worker_pid": self.process.pid}
 
@@ -72,14 +73,17 @@ class WarmWorker:
             line = ""
         return json.loads(line) if line.strip() else None
 
-    def _died(self, stdout: str, stderr: str) -> dict[str, Any]:
-        """The outcome of a trial whose worker ended under it (os._exit, a signal, a crash)."""
+    def _died(self, stdout: str, stderr: str, started: bool) -> dict[str, Any]:
+        """The outcome of a trial whose worker ended under it (os._exit, a signal, a crash),
+        or before it (then the worker's own stderr, e.g. a failed import, says why)."""
         code = self.process.wait()
-        self.log.seek(0)
-        stderr = stderr or self.log.read()  # it died before the trial: its own startup error
+        if not started:
+            self.log.seek(0)
+            stderr = self.log.read()
         how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
         lines = [line for line in stderr.splitlines() if line.strip()]
-        error = f"the trial's worker process {how} during the trial (it is replaced)"
+        when = "during the trial" if started else "before the trial started"
+        error = f"the trial's worker process {how} {when} (it is replaced)"
         result = outcome(code, stdout, stderr)
         result["error"] = f"{error}: {lines[-1]}" if lines else error
         return result

@@ -144,3 +144,23 @@ def test_only_trials_that_split_the_cpu_need_a_fresh_process(make_config, distri
 
     path = make_config({"distribution": distribution} if distribution else {})
     assert needs_fresh_process(TrialJob(0, [str(path)], [], str(path.parent))) is fresh
+
+
+def test_a_worker_that_cannot_start_fails_the_trial_with_its_own_error(monkeypatch, tmp_path):
+    from cbrun.sweeps import warm_pool
+    from cbrun.sweeps.executors import TrialJob
+
+    broken = "import sys; print('ImportError: no TensorFlow here', file=sys.stderr); sys.exit(3)"
+    monkeypatch.setattr(warm_pool, "WORKER_COMMAND", [sys.executable, "-c", broken])
+    config = tmp_path / "experiment.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    pool = warm_pool.WarmPool()
+    try:
+        result = pool.run(TrialJob(0, [str(config)], [], str(tmp_path)))
+    finally:
+        pool.close()
+    assert result["exit_code"] == 3 and result["run_dir"] is None
+    assert result["error"] == (
+        "the trial's worker process exited with code 3 before the trial started (it is "
+        "replaced): ImportError: no TensorFlow here"
+    )
