@@ -466,8 +466,8 @@ def sweep(
         bool,
         typer.Option(
             "--fresh-processes",
-            help="Local pool: a new `cbrun train` process per trial, instead of warm workers "
-            "that import TensorFlow once and train trial after trial.",
+            help="A new `cbrun train` process per trial (on Ray, a task per trial), instead "
+            "of warm workers that import TensorFlow once and train trial after trial.",
         ),
     ] = False,
     runs_dir: Annotated[
