@@ -465,6 +465,14 @@ def sweep(
         Optional[str],  # noqa: UP045
         typer.Option(help="Ray Tune early stopping of bad trials: asha or median."),
     ] = None,
+    fresh_processes: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-processes",
+            help="A new `cbrun train` process per trial (on Ray, a task per trial), instead "
+            "of warm workers that import TensorFlow once and train trial after trial.",
+        ),
+    ] = False,
     runs_dir: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(help="Where the sweep directory goes (default: output.runs_dir)."),
@@ -478,7 +486,9 @@ def sweep(
     from cbrun.sweeps.executors import Resources
     from cbrun.sweeps.runner import sweep_command
 
-    resources = Resources(workers, backend, address, cpus_per_trial, gpus_per_trial, scheduler)
+    resources = Resources(
+        workers, backend, address, cpus_per_trial, gpus_per_trial, scheduler, fresh_processes
+    )
     search = {
         "grid": grid or [],
         "random": random or [],

@@ -1,7 +1,13 @@
-"""Where trials run: a local pool of `cbrun train` processes, or Ray tasks on a cluster.
+"""Where trials run: warm workers on a local pool or on reused Ray actors, or fresh processes.
 
-Every trial is a fresh `python -m cbrun train` process, so no TensorFlow state (seeds, devices,
-memory) leaks from one trial to the next, whichever executor starts it.
+By default trials run in warm workers (`cbrun/sweeps/warm_pool.py`): long-lived processes
+that import TensorFlow once and train one trial after another, each in its own run directory,
+with Keras' session cleared and the process-wide settings a run changes put back first
+(`cbrun/run/process_state.py`), so a trial's results are those of a fresh process. On Ray,
+each worker slot is a reused actor that keeps such a worker on its node.
+`Resources(fresh_processes=True)` (`cbrun sweep --fresh-processes`) runs every trial as a
+fresh `python -m cbrun train` process instead (on Ray, one Ray task per trial), as Ray Tune
+schedulers and Optuna searches always do.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Resources:
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
     scheduler: str | None = None
+    fresh_processes: bool = False  # local pool: a new `cbrun train` process per trial
 
 
 def config_files(record: dict[str, Any]) -> list[str]:
@@ -96,24 +103,41 @@ def execute(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[
 
 
 def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> None:
-    """Up to `workers` trial processes at a time (the threads only wait on the processes)."""
+    """Up to `workers` trials at a time, in warm workers or fresh processes (the threads only
+    wait on the processes)."""
+    from cbrun.sweeps.warm_pool import WarmPool
+
+    warm = None if resources.fresh_processes else WarmPool()
     pool = ThreadPoolExecutor(max_workers=resources.workers or 1)
     try:
         futures = {
-            pool.submit(run_trial, job.configs, job.overrides, job.runs_dir): job.index
+            (
+                pool.submit(warm.run, job)
+                if warm
+                else pool.submit(run_trial, job.configs, job.overrides, job.runs_dir)
+            ): job.index
             for job in jobs
         }
         for future in as_completed(futures):
             report(futures[future], future.result())
     finally:  # on Ctrl-C, trials not started yet are dropped; running ones finish or stop
         pool.shutdown(wait=True, cancel_futures=True)
+        if warm:
+            warm.close()
 
 
 def _run_on_ray(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:
-    """One Ray task per trial, with its CPU/GPU request; at most `workers` in flight if given."""
+    """Reused Ray actors with warm workers (`warm_pool.run_on_ray_actors`), or with
+    `fresh_processes` one Ray task per trial; each with its CPU/GPU request, at most
+    `workers` at once if given."""
     ray = import_ray(local=resources.address is None)
     details = start_ray(ray, resources)
     try:
+        if not resources.fresh_processes:
+            from cbrun.sweeps.warm_pool import run_on_ray_actors
+
+            run_on_ray_actors(ray, jobs, resources, report)
+            return details
         task = ray.remote(
             num_cpus=resources.cpus_per_trial, num_gpus=resources.gpus_per_trial, max_retries=0
         )(_run_trial_on_a_node)

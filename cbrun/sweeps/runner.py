@@ -154,6 +154,7 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         "cpus_per_trial": resources.cpus_per_trial,
         "gpus_per_trial": resources.gpus_per_trial,
         "scheduler": resources.scheduler,
+        "warm_workers": _warm_workers(record, resources),
     }
     console.print(
         f"[bold]cbrun sweep[/] {record['experiment']}: {len(todo)} of "
@@ -174,6 +175,8 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         item = items[index] = kept | result
         if outcome.get("ray_node"):
             item["ray_node"] = outcome["ray_node"]  # the Ray node the trial ran on
+        if outcome.get("worker_pid"):
+            item["worker_pid"] = outcome["worker_pid"]  # the warm worker that trained it
         done = sum(1 for i in todo if items[i]["status"] != "running")
         shown = (
             f"{record['metric']} {format_number(item['metric'])}"
@@ -232,6 +235,15 @@ def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> Sweep
         console.print(f"interrupted; run the rest with: cbrun sweep --resume {sweep_dir}")
         return SweepResult(sweep_dir, record, 130)
     return SweepResult(sweep_dir, record, 1 if failed else 0)
+
+
+def _warm_workers(record: dict[str, Any], resources: Resources) -> bool:
+    """Whether trials run in warm workers: grid and random search without a Tune scheduler."""
+    return not (
+        resources.fresh_processes
+        or resources.scheduler
+        or record["search"].get("search") == "optuna"
+    )
 
 
 def _trial_result(

@@ -97,6 +97,7 @@ def test_grid_on_a_local_ray_instance_ranks_the_same(pool_sweep, grid_config, cl
     _check_complete_grid(sweep_dir, record)
     assert record["ranking"] == pool_sweep[1]["ranking"]
     assert record["backend"]["ray_started_here"] is True
+    assert len({trial["worker_pid"] for trial in record["trials"]}) == 2  # 2 reused actors
     assert record["backend"]["ray_address"].startswith("127.0.0.1:")  # loopback only
     assert not sys.modules["ray"].is_initialized()  # the sweep shut its Ray instance down
 

@@ -1,0 +1,166 @@
+"""Warm sweep workers: trials trained one after another in one process give fresh-process
+results, keep their own output, and a trial that kills its worker fails alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import TINY, merge, run_subprocess
+
+HOOKS = """
+import os
+import signal
+
+
+def fine(epoch, logs):
+    print("fine hook ran")
+
+
+def kill_once(epoch, logs):
+    print("kill_once hook ran")
+    marker = os.path.join(os.path.dirname(__file__), "killed")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+# Trials in grid order (the last key varies fastest), one worker at a time: the first kills
+# its worker; the second starts a new one, which trains the others; the third trains under
+# mixed precision, and the fourth (float32) follows it there.
+GRID = [
+    "callbacks[0].on_epoch_end=hooks:kill_once,hooks:fine",
+    "training.precision=mixed_bfloat16,float32",
+]
+
+
+@pytest.fixture(scope="module")
+def warm_sweep(tmp_path_factory) -> tuple[Path, dict, Path]:
+    from cbrun.sweeps.executors import Resources
+    from cbrun.sweeps.runner import plan_search, start_sweep
+
+    folder = tmp_path_factory.mktemp("warm")
+    (folder / "hooks.py").write_text(HOOKS)
+    config = folder / "experiment.yaml"
+    data = merge(
+        TINY,
+        {
+            "output": {"runs_dir": str(folder / "runs")},
+            "training": {"epochs": 1},
+            "callbacks": [{"type": "lambda", "on_epoch_end": "hooks:fine"}],
+        },
+    )
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = start_sweep(config, [], plan_search(config, [], GRID, []), Resources(workers=1))
+    return result.sweep_dir, result.record, config
+
+
+def test_a_trial_that_kills_its_worker_fails_and_the_next_trials_run(warm_sweep):
+    sweep_dir, record, _ = warm_sweep
+    assert record["backend"]["warm_workers"] is True
+    killed, *others = record["trials"]
+    assert [trial["status"] for trial in record["trials"]] == ["failed"] + ["completed"] * 3
+    assert killed["error"].startswith("the trial's worker process killed by SIGKILL during")
+    assert killed["error"].endswith(": kill_once hook ran")  # the trial's last line of output
+    assert killed["exit_code"] == -9
+    assert record["status"] == "failed"
+    assert len({trial["worker_pid"] for trial in others}) == 1  # one warm worker, reused
+    assert killed["worker_pid"] != others[0]["worker_pid"]  # the killed worker was replaced
+
+
+def test_each_trial_keeps_its_own_output_in_its_train_log(warm_sweep):
+    sweep_dir, record, _ = warm_sweep
+    logs = [(sweep_dir / t["run_dir"] / "train.log").read_text() for t in record["trials"][1:]]
+    assert [log.count("hook ran") for log in logs] == [1, 1, 1]
+    assert ["kill_once hook ran" in log for log in logs] == [True, False, False]
+    assert all(log.count("cbrun tiny:") == 1 for log in logs)  # no other trial's lines
+
+
+def test_a_warm_trial_after_a_mixed_precision_one_matches_a_fresh_process(warm_sweep, tmp_path):
+    sweep_dir, record, config = warm_sweep
+    first, mixed, warm = (sweep_dir / t["run_dir"] for t in record["trials"][1:])
+    assert yaml.safe_load((mixed / "config.yaml").read_text())["training"]["precision"] == (
+        "mixed_bfloat16"
+    )
+    fresh = run_subprocess(
+        "train", config, "-q", "--runs-dir", tmp_path, "--set", "training.precision=float32"
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    fresh_dir = Path(fresh.stdout.strip().splitlines()[-1])
+    warm_history = json.loads((warm / "history.json").read_text())
+    fresh_history = json.loads((fresh_dir / "history.json").read_text())
+    assert warm_history.keys() == fresh_history.keys()
+    for key, values in fresh_history.items():
+        assert warm_history[key] == pytest.approx(values, rel=1e-6, abs=1e-7), key
+    first_history = json.loads((first / "history.json").read_text())
+    for key, values in first_history.items():
+        assert warm_history[key] == pytest.approx(values, rel=1e-6, abs=1e-7), key
+    # Keras' session was cleared: the layers have the names a fresh process gives them.
+    assert (warm / "model_summary.txt").read_text() == (fresh_dir / "model_summary.txt").read_text()
+
+
+def test_restore_undoes_what_a_trial_changes_in_the_process(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from cbrun.run.process_state import ProcessBaseline, _op_determinism
+
+    (tmp_path / "user_module_of_a_trial.py").write_text("VALUE = 1\n")
+    baseline = ProcessBaseline.capture()
+    try:
+        keras.config.set_dtype_policy("mixed_float16")
+        keras.config.set_floatx("float64")
+        tf.config.experimental.enable_op_determinism()
+        os.environ["CBRUN_TRIAL_SET_THIS"] = "1"
+        sys.path.insert(0, str(tmp_path))
+        import user_module_of_a_trial  # noqa: F401
+    finally:
+        baseline.restore()
+    assert keras.config.dtype_policy().name == "float32"
+    assert keras.config.floatx() == "float32"
+    assert not _op_determinism()
+    assert "CBRUN_TRIAL_SET_THIS" not in os.environ
+    assert str(tmp_path) not in sys.path
+    assert "user_module_of_a_trial" not in sys.modules
+    assert "cbrun.run.process_state" in sys.modules  # cbrun's own modules stay loaded
+
+
+@pytest.mark.parametrize(
+    ("distribution", "fresh"),
+    [
+        (None, False),
+        ({"strategy": "mirrored"}, False),
+        ({"strategy": "mirrored", "cpu_devices": 2}, True),  # logical devices: once a process
+    ],
+)
+def test_only_trials_that_split_the_cpu_need_a_fresh_process(make_config, distribution, fresh):
+    from cbrun.sweeps.executors import TrialJob
+    from cbrun.sweeps.warm_pool import needs_fresh_process
+
+    path = make_config({"distribution": distribution} if distribution else {})
+    assert needs_fresh_process(TrialJob(0, [str(path)], [], str(path.parent))) is fresh
+
+
+def test_a_worker_that_cannot_start_fails_the_trial_with_its_own_error(monkeypatch, tmp_path):
+    from cbrun.sweeps import warm_pool
+    from cbrun.sweeps.executors import TrialJob
+
+    broken = "import sys; print('ImportError: no TensorFlow here', file=sys.stderr); sys.exit(3)"
+    monkeypatch.setattr(warm_pool, "WORKER_COMMAND", [sys.executable, "-c", broken])
+    config = tmp_path / "experiment.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    pool = warm_pool.WarmPool()
+    try:
+        result = pool.run(TrialJob(0, [str(config)], [], str(tmp_path)))
+    finally:
+        pool.close()
+    assert result["exit_code"] == 3 and result["run_dir"] is None
+    assert result["error"] == (
+        "the trial's worker process exited with code 3 before the trial started (it is "
+        "replaced): ImportError: no TensorFlow here"
+    )
