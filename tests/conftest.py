@@ -18,6 +18,9 @@ import pytest
 import yaml
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # xdist gives its workers an 80x24 terminal size,
+    os.environ.pop("COLUMNS", None)  # which cbrun would take as the user's COLUMNS and wrap
+    os.environ.pop("LINES", None)  # its output at; tests see it unwrapped, as in one process
 
 ROOT = Path(__file__).resolve().parent.parent
 
