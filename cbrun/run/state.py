@@ -257,6 +257,7 @@ class StateKeeper(keras.callbacks.Callback):
         self.epoch = resumed.epoch if resumed else 0
         self._saved_epoch = self.epoch
         self._writes = _BackgroundWrite()
+        self._reader: tuple[tuple[int, ...], Callable[[], list[Any]]] | None = None
         self.history: dict[str, list[float]] = {
             k: list(v) for k, v in (resumed.history if resumed else {}).items()
         }
@@ -322,6 +323,18 @@ class StateKeeper(keras.callbacks.Callback):
         model.save(partial)
         os.replace(partial, path)
 
+    def _read_variables(self) -> list[np.ndarray]:
+        """Copies of the model's and the optimizer's variables, read in one TensorFlow call
+        (one eager read per variable took 1.5 ms for the bench MLP's 20, this 0.4 ms)."""
+        variables = _state_variables(self.model)
+        key = tuple(id(v) for v in variables)
+        if self._reader is None or self._reader[0] != key:
+            import tensorflow as tf
+
+            read = tf.function(lambda: [tf.identity(v) for v in variables], autograph=False)
+            self._reader = (key, read)
+        return [value.numpy().copy() for value in self._reader[1]()]  # training goes on
+
     def _save(self) -> None:
         """Copy the state now; write it (and the history files) on the background thread."""
         optimizer = getattr(self.model, "optimizer", None)
@@ -333,10 +346,7 @@ class StateKeeper(keras.callbacks.Callback):
             self.wait()
             root.mkdir(parents=True, exist_ok=True)
             self.save_current(self.model, root / MODEL)
-        values = {
-            f"v{i}": np.array(keras.ops.convert_to_numpy(v), copy=True)  # training goes on
-            for i, v in enumerate(_state_variables(self.model))
-        }
+        values = {f"v{i}": value for i, value in enumerate(self._read_variables())}
         progress = [_progress(callback, i) for i, callback in enumerate(self.callbacks)]
         random_arrays, random_entry = capture_random_state(self.model)
         epoch, history = self.epoch, {k: list(v) for k, v in self.history.items()}
