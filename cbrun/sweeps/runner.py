@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from cbrun.core.run_dir import (
     write_text_atomic,
 )
 from cbrun.experiment.config import load_config
+from cbrun.experiment.data_checks import read_by_validate, read_data
 from cbrun.experiment.sweep_space import (
     PRUNERS,
     SEARCHES,
@@ -127,20 +129,44 @@ def _check_search(search: dict[str, Any], resources: Resources) -> None:
 
 
 def _validate_trials(configs: list[str], overrides: list[str], trials: list[Trial]) -> int:
-    """Load every trial's config before any runs: the first bad one names the trial and key.
+    """Check every trial's config before any runs, and its data as `cbrun validate` does
+    (once per distinct data setting): the first bad one names the trial and the key.
 
     Returns the most epochs any trial trains (where an early-stopping scheduler's rungs end).
     """
     epochs = 1
+    data_read: set[str] = set()
     for trial in trials:
         try:
-            config, _ = load_config([Path(c) for c in configs], overrides + trial.overrides())
+            config, document = load_config(
+                [Path(c) for c in configs], overrides + trial.overrides()
+            )
+            key = _data_key(config)
+            if read_by_validate(config) and key not in data_read:
+                read_data(config, document, config_dir=Path(configs[0]).resolve().parent)
+                data_read.add(key)
         except CbrunError as error:
             raise CbrunError(
                 f"{trial.name} ({_params_text(trial.params)}): {error.message}", hint=error.hint
             ) from None
         epochs = max(epochs, config.training.epochs)
     return epochs
+
+
+def _data_key(config: Any) -> str:
+    """What the data checks depend on: the data, the seed that splits it, the class weights
+    and the compile settings judged against the task (not the optimizer)."""
+    compile_settings = config.compile.model_dump(mode="json", exclude={"optimizer"})
+    return json.dumps(
+        [
+            config.data.model_dump(mode="json"),
+            config.experiment.seed,
+            config.training.model_dump(mode="json", include={"class_weight"}),
+            compile_settings,
+        ],
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _run(sweep_dir: Path, record: dict[str, Any], resources: Resources) -> SweepResult:

@@ -338,3 +338,20 @@ def test_sweep_writes_hparams_summaries_tensorboard_reads_back(pool_sweep):
         assert scalar(name, "val_loss") == pytest.approx(item["metric"])
         run = json.loads((sweep_dir / item["run_dir"] / "run.json").read_text())
         assert scalar(name, "test/accuracy") == pytest.approx(run["test_metrics"]["accuracy"])
+
+
+def test_data_that_train_would_refuse_fails_the_sweep_before_any_trial(
+    make_config, cli, runs_dir, tmp_path
+):
+    rows = ["a,b,label"] + [f"{i % 7},{i % 5},{i % 2}" for i in range(40)]
+    rows[6] = "3,,1"  # line 7 of the file: a missing cell under `missing: error`
+    (tmp_path / "table.csv").write_text("\n".join(rows) + "\n")
+    config = merge(TINY, {"output": {"runs_dir": str(runs_dir)}})
+    config["data"] = {"type": "csv", "path": str(tmp_path / "table.csv"), "target": "label"}
+    path = make_config(text=yaml.safe_dump(config, sort_keys=False))
+    result = cli("sweep", path, "--grid", "compile.optimizer.learning_rate=0.01,0.001")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("error: trial-000 (compile.optimizer.learning_rate=0.0100): ")
+    assert "missing cells" in result.stderr and "`b` (line 7)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not runs_dir.exists()
