@@ -20,7 +20,6 @@ from cbrun.inspect import plots
 from cbrun.inspect.plots import PLOTS_DIR
 
 CURVE_POINTS = 400  # ROC and PR curves are thinned to about this many points in the JSON
-CHUNK_BYTES = 4 * 1024 * 1024  # inputs per direct call of the model, at least one batch
 
 
 # What the end of a run scores and draws with: scikit-learn's metrics and matplotlib's Agg.
@@ -81,26 +80,23 @@ def analyse(
 
 def predictions(model: Any, x: Any, batch_size: int) -> np.ndarray:
     """The model's outputs for `x` (arrays, a dict of columns, or a tf.data stream of `(x, y)`
-    batches), in float64. The model is called directly, chunk by chunk: unlike
-    `model.predict`, nothing is traced, which for a short run's test split took longer than
-    predicting it (1.9 s for 5,000 rows of the bench MLP)."""
+    batches), in float64. The model is called directly, one batch at a time (so memory is
+    what `model.predict` would take): unlike `model.predict`, nothing is traced, which for
+    a short run's test split took longer than predicting it."""
     import keras
 
     if not isinstance(x, (np.ndarray, dict)):  # a stream: its own batches, in label order
         chunks = [model(batch[0], training=False) for batch in x]
     else:
-        columns = x if isinstance(x, dict) else {"": x}
-        rows = len(next(iter(columns.values())))
-        row_bytes = sum(np.asarray(v[:1]).nbytes for v in columns.values()) or 1
-        step = max(batch_size, CHUNK_BYTES // row_bytes)  # memory as predict's at most
+        rows = len(next(iter(x.values()))) if isinstance(x, dict) else len(x)
         chunks = [
             model(
-                {k: v[start : start + step] for k, v in x.items()}
+                {k: v[start : start + batch_size] for k, v in x.items()}
                 if isinstance(x, dict)
-                else x[start : start + step],
+                else x[start : start + batch_size],
                 training=False,
             )
-            for start in range(0, rows, step)
+            for start in range(0, rows, batch_size)
         ]
     return np.concatenate([keras.ops.convert_to_numpy(c) for c in chunks]).astype("float64")
 
