@@ -19,6 +19,7 @@ never hold training up. Whoever reads the state or the saved epoch waits for it 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -445,7 +446,8 @@ def _progress(callback: Any, index: int) -> tuple[dict[str, Any], list[Any] | No
     """The progress attributes of one callback, as JSON, and its best weights (for their own
     file, which the JSON names)."""
     if hasattr(callback, "get_resume_state"):  # plugin callbacks may describe their own state
-        return {"class": type(callback).__name__, "custom": callback.get_resume_state()}, None
+        custom = copy.deepcopy(callback.get_resume_state())  # written while training goes on
+        return {"class": type(callback).__name__, "custom": custom}, None
     values = {
         name: _plain(getattr(callback, name))
         for name in PROGRESS_ATTRIBUTES
