@@ -64,10 +64,10 @@ def labels_of(part: Split) -> np.ndarray:
 
 def take(part: Split, index: np.ndarray) -> Arrays:
     """The samples of a split at positions `index`, as `(x, y)` (a stream loads just those)."""
-    return part.load(index) if isinstance(part, Stream) else _rows(part, index)[:2]
+    return part.load(index) if isinstance(part, Stream) else rows_at(part, index)[:2]
 
 
-def _rows(arrays: Arrays, index: Any) -> Arrays:
+def rows_at(arrays: Arrays, index: Any) -> Arrays:
     """Rows `index` of every array (every column of a dict of columns)."""
     return tuple(
         {k: v[index] for k, v in a.items()} if isinstance(a, dict) else a[index] for a in arrays
@@ -318,7 +318,7 @@ def _limit(*arrays: Any, limit: int | None, seed: int) -> Arrays:
     count = len(arrays[1])
     if limit is None or limit >= count:
         return arrays
-    return _rows(arrays, pick(count, limit, seed))
+    return rows_at(arrays, pick(count, limit, seed))
 
 
 def check_arrays(x: np.ndarray, y: np.ndarray, task: Task, source: str) -> Arrays:
@@ -444,7 +444,7 @@ def split_arrays(
 
     def take(index: np.ndarray) -> Arrays | None:
         index = np.sort(index)
-        return _rows((x, y, *arrays), index) if len(index) else None
+        return rows_at((x, y, *arrays), index) if len(index) else None
 
-    train = take(order[n_test + n_val :]) or _rows((x, y, *arrays), slice(0, 0))
+    train = take(order[n_test + n_val :]) or rows_at((x, y, *arrays), slice(0, 0))
     return train, take(order[n_test : n_test + n_val]), take(order[:n_test])

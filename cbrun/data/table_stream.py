@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cbrun.data.base import Arrays, Stream
+from cbrun.data.base import Arrays, Stream, rows_at
 from cbrun.data.streaming import epoch_passes
 
 Chunks = Callable[[], Iterator[tuple[int, Any]]]  # fresh (first row, DataFrame) chunks
@@ -83,7 +83,7 @@ def chunk_stream(
         ordered = np.unique(wanted)
         x, y, *_ = joined(list(pieces(ordered)))
         order = np.searchsorted(ordered, wanted)
-        return _rows(x if loaded is None else loaded(x), order), y[order]
+        return rows_at((x if loaded is None else loaded(x), y), order)
 
     return Stream(targets[0][keep], input_shape, batches, load)
 
@@ -134,8 +134,4 @@ def joined(pieces: list[tuple]) -> tuple:
 
 def _shuffled(piece: tuple, rng: np.random.Generator) -> tuple:
     order = rng.permutation(len(piece[1]))
-    return (_rows(piece[0], order), *(values[order] for values in piece[1:]))
-
-
-def _rows(x: Any, index: np.ndarray) -> Any:
-    return {name: column[index] for name, column in x.items()} if isinstance(x, dict) else x[index]
+    return rows_at(piece, order)
