@@ -11,11 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import RUN_RECORD, read_json
-from cbrun.experiment.yaml_source import format_path
+from cbrun.experiment.records import checked_record
 
 
 class _Kept(BaseModel):
@@ -55,15 +54,10 @@ def read_resumed_record(run_dir: Path) -> dict[str, Any]:
     """`run_dir`'s run.json, checked where a resume reads or extends it (CbrunError: exit 2)."""
     path = run_dir / RUN_RECORD
     raw = read_json(path)
-    try:
-        _Record.model_validate(raw)
-    except ValidationError as error:
-        problem = error.errors(include_url=False)[0]
-        key = format_path(tuple(problem["loc"])) or "the record"
-        shown = problem.get("input")
-        got = "" if isinstance(shown, (dict, list)) else f" (got {str(shown)[:40]!r})"
-        raise CbrunError(
-            f"{path}: {key}: {problem['msg']}{got}",
-            hint="run.json was edited or damaged; put it back as cbrun wrote it to resume",
-        ) from None
+    checked_record(
+        _Record,
+        raw,
+        path,
+        hint="run.json was edited or damaged; put it back as cbrun wrote it to resume",
+    )
     return raw

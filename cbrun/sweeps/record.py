@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from cbrun.core.errors import CbrunError
 from cbrun.core.run_dir import read_json
+from cbrun.experiment.records import checked_record
 from cbrun.experiment.sweep_space import SweepSection
-from cbrun.experiment.yaml_source import format_path
 
 SWEEP_RECORD = "sweep.json"
 STATUSES = ("pending", "running", "completed", "failed", "stopped", "interrupted")
@@ -78,12 +78,4 @@ HINT = "the file was edited or cut short: put it back as cbrun wrote it, or star
 
 
 def _checked(model: type[BaseModel], raw: Any, path: Path, prefix: tuple[Any, ...]) -> Any:
-    try:
-        return model.model_validate(raw)
-    except ValidationError as error:
-        problem = error.errors(include_url=False)[0]
-        loc = (*prefix, *problem["loc"])
-        key = format_path(loc) if loc else "the record"
-        shown = problem.get("input")
-        got = "" if isinstance(shown, (dict, list)) else f" (got {str(shown)[:40]!r})"
-        raise CbrunError(f"{path}: {key}: {problem['msg']}{got}", hint=HINT) from None
+    return checked_record(model, raw, path, HINT, prefix)
