@@ -54,11 +54,14 @@ def class_probabilities(outputs: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def figure(width: float, height: float, dpi: int = 80) -> Any:
-    """A matplotlib Figure on the Agg canvas (no pyplot, no display, no global state)."""
+def figure(width: float, height: float, dpi: int = 80, layout: str | None = "constrained") -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no display, no global state).
+
+    `layout=None` leaves the margins to the caller: constrained layout draws the figure once
+    more to measure it, which is most of the cost of a simple plot."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=dpi, layout="constrained")
+    return Figure(figsize=(width, height), dpi=dpi, layout=layout)
 
 
 def grid_shape(count: int) -> tuple[int, int]:
