@@ -51,8 +51,8 @@ def _figure(width: float, height: float, layout: str | None = None) -> Any:
 
 
 def text_inches(labels: Any, fontsize: float = 10, dpi: float = 100) -> float:
-    """The width, in inches, of the widest of `labels` as matplotlib draws them (mathtext,
-    as in log-axis labels like `$\\mathdefault{10^{-3}}$`, as mathtext)."""
+    """The width, in inches, of the widest of `labels` as matplotlib draws them (log-axis
+    labels such as `$\\mathdefault{10^{-3}}$` measured as the mathtext they are)."""
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.cbook import is_math_text
     from matplotlib.font_manager import FontProperties
