@@ -100,13 +100,13 @@ def _margins(
     bottom: float,
     top: float = 0.45,
     right: float = 0.2,
-    gap: float | None = None,
+    gap: float = 0.0,
 ) -> None:
     """Place the figure's axes by margins in inches (`gap`: between side-by-side panels)."""
     width, height = fig.get_size_inches()
-    panels = max(1, len([a for a in fig.axes if a.get_label() != "<colorbar>"]))
+    panels = len(fig.axes)
     extra: dict[str, float] = {}
-    if gap is not None and panels > 1:
+    if panels > 1:
         panel = (width - left - right - gap * (panels - 1)) / panels
         extra["wspace"] = gap / panel
     fig.subplots_adjust(
@@ -237,28 +237,51 @@ def plot_confusion_matrix(counts: list[list[int]], labels: list[str], path: Path
 
 
 def confusion_figure(counts: list[list[int]], labels: list[str]) -> Any:
-    """Counts and row-normalised (each true class sums to 1) side by side, names on the axes."""
+    """Counts and row-normalised (each true class sums to 1) side by side, names on the axes.
+
+    Each panel is a square of cells with a colour bar as tall as it; the figure is sized
+    around them (in inches, from the text they hold), so nothing overlaps and no band of
+    the figure is empty."""
     matrix = np.asarray(counts, dtype="float64")
     totals = matrix.sum(axis=1, keepdims=True)
     normalised = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
     size = len(labels)
-    side = min(2.2 + 0.45 * size, 9.0)
-    fig = _figure(2 * side + 0.8, side + 0.5)
+    side = min(1.0 + 0.45 * size, 7.8)  # the square of cells
     font = 8 if size <= 15 else 6
-    names = text_inches(labels, font, fig.dpi)
-    rotated = size > 6 or names > 0.9 * (side - 1.2) / size  # wider than a column
-    scales: list[float] = []  # the widths of the colour bars' labels
-    for index, (values, title, fmt) in enumerate(
-        (
-            (matrix, f"counts ({counted(int(matrix.sum()), 'sample')})", "{:.0f}"),
-            (normalised, "row-normalised (recall on the diagonal)", "{:.2f}"),
+    names = text_inches(labels, font)
+    rotated = size > 6 or names > 0.9 * side / size  # wider than a column
+    below = 0.45 + (names * math.sqrt(0.5) if rotated else 0) + font / 72  # 45°: length·sin 45°
+    y_side = 0.3 + names + 0.15  # axis title, class names, ticks
+    panels = (
+        (matrix, f"counts ({counted(int(matrix.sum()), 'sample')})", "{:.0f}", None),
+        (normalised, "row-normalised (recall on the diagonal)", "{:.2f}", 1.0),
+    )
+    scales = [_scale_labels(values.max(), top) for values, _, _, top in panels]
+    bar = 0.15 + 0.12 + 0.08  # gap, the bar, its ticks
+    widths = [y_side + side + bar + text_inches(scale) + 0.25 for scale in scales]
+    width, height = sum(widths), below + side + 0.45
+    fig = _figure(width, height)
+    x0 = 0.0
+    for (values, title, fmt, top), panel in zip(panels, widths, strict=True):
+        top = top or max(float(values.max()), 1.0)  # all zeros: the scale is still 0..1
+        axes = fig.add_axes(
+            (
+                (x0 + y_side) / width,
+                below / height,
+                side / width,
+                side / height,
+            )
         )
-    ):
-        axes = fig.add_subplot(1, 2, index + 1)
-        image = axes.imshow(values, cmap="Greens", vmin=0, vmax=1 if index else None)
-        scale = fig.colorbar(image, ax=axes, shrink=0.8)
-        scales.append(text_inches(_tick_labels(scale.ax.yaxis), dpi=fig.dpi))
-        axes.set_title(title, fontsize=10)
+        cells = _cells(axes, values, vmax=top)
+        scale = fig.add_axes(
+            ((x0 + y_side + side + 0.15) / width, below / height, 0.12 / width, side / height)
+        )
+        fig.colorbar(cells, cax=scale)
+        room = 2 * min(y_side + side / 2, panel - y_side - side / 2) - 0.1
+        title_size = 10.0
+        while title_size > 6 and text_inches([title], title_size) > room:
+            title_size -= 0.5
+        axes.set_title(title, fontsize=title_size)
         axes.set_xlabel("predicted class")
         axes.set_ylabel("true class")
         ticks = range(size)
@@ -271,8 +294,7 @@ def confusion_figure(counts: list[list[int]], labels: list[str]) -> Any:
         )
         axes.set_yticks(ticks, labels, fontsize=font)
         if size <= 20:
-            top = 1.0 if index else values.max()  # the colour scale's top: darkest green
-            middle = top / 2 if top > 0 else 0.5
+            middle = top / 2  # cells darker than the colour scale's middle get white text
             for row in range(size):
                 for column in range(size):
                     value = values[row, column]
@@ -285,12 +307,38 @@ def confusion_figure(counts: list[list[int]], labels: list[str]) -> Any:
                         fontsize=9 if size <= 10 else 6,
                         color="white" if value > middle else "black",
                     )
-    # 45°: a label takes its length times sin 45° below the axis
-    below = names * math.sqrt(0.5) + font / 72 if rotated else font / 72
-    y_side = 0.3 + names + 0.15  # axis title, class names, ticks
-    right, gap = 0.2 + scales[1], 0.2 + scales[0] + y_side
-    _margins(fig, left=y_side, bottom=0.45 + below, top=0.4, right=right, gap=gap)
+        x0 += panel
     return fig
+
+
+def _scale_labels(maximum: float, top: float | None) -> list[str]:
+    """The tick labels a colour bar from 0 to `top` (or the counts' maximum) will show."""
+    from matplotlib.ticker import MaxNLocator, ScalarFormatter
+
+    top = top or max(float(maximum), 1.0)
+    ticks = [t for t in MaxNLocator().tick_values(0, top) if 0 <= t <= top]
+    formatter = ScalarFormatter()
+    formatter.create_dummy_axis()
+    formatter.axis.set_view_interval(0, top)
+    return formatter.format_ticks(ticks)
+
+
+def _cells(axes: Any, values: np.ndarray, vmax: float) -> Any:
+    """One green square per cell, row 0 on top, as `imshow` would draw them. A mesh, not an
+    image: Agg resamples an image to the screen in float, which for a 10-class matrix briefly
+    took 10-17 MB more at the end of a run whose peak memory counts."""
+    rows, columns = values.shape
+    cells = axes.pcolormesh(
+        np.arange(columns + 1) - 0.5,
+        np.arange(rows + 1) - 0.5,
+        values,
+        cmap="Greens",
+        vmin=0,
+        vmax=vmax,
+    )
+    axes.set_xlim(-0.5, columns - 0.5)
+    axes.set_ylim(rows - 0.5, -0.5)
+    return cells
 
 
 def plot_roc(roc: dict[str, Any], path: Path) -> Path:

@@ -60,6 +60,27 @@ def test_the_confusion_matrix_keeps_every_class_name_and_count_on_the_figure(lab
     figure = confusion_figure(counts, labels)
     assert text_outside(figure) == []
     assert figure.get_layout_engine() is None  # drawn once, not measured by a second draw
+    assert titles_clear_of_panels(figure) == []
+
+
+def titles_clear_of_panels(figure) -> list[str]:
+    """The titles that overlap a panel or colour bar (of either half of the figure), or each
+    other; and colour bars not as tall as their square of cells."""
+    renderer = figure.canvas.get_renderer()
+    boxes = [axes.get_window_extent(renderer) for axes in figure.axes]
+    titles = [
+        (axes.title.get_text(), axes.title.get_window_extent(renderer)) for axes in figure.axes
+    ]
+    titles = [(text, box) for text, box in titles if text]
+    found = [
+        f"{text!r} overlaps a panel" for text, box in titles if any(box.overlaps(b) for b in boxes)
+    ]
+    if len(titles) == 2 and titles[0][1].overlaps(titles[1][1]):
+        found.append("the two titles overlap")
+    for cells, bar in zip(boxes[::2], boxes[1::2], strict=True):
+        if abs(cells.height - bar.height) > 1 or abs(cells.width - cells.height) > 1:
+            found.append(f"cells {cells.bounds} and colour bar {bar.bounds} differ in height")
+    return found
 
 
 VALUE = st.one_of(
@@ -88,3 +109,21 @@ def test_learning_curves_keep_their_ticks_labels_and_title_on_the_figure(
     monitors = {f"val_{name}": {"best_epoch": len(train)}} if with_validation else {}
     figure = curve_figure(name, parts, monitors, run_name)
     assert text_outside(figure) == []
+
+
+def test_each_confusion_cell_is_drawn_where_its_row_and_column_are_with_its_colour():
+    """True classes run down from the top, predicted ones left to right, as in eval.json:
+    only cell (row 0, column 2) is full, so only it is dark green in each panel."""
+    import numpy as np
+
+    counts = [[0, 0, 9], [0, 0, 0], [0, 0, 0]]
+    figure = confusion_figure(counts, ["a", "b", "c"])
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    height = pixels.shape[0]
+    for axes in figure.axes[::2]:  # the two panels (each followed by its colour bar)
+        for (row, column), dark in {(0, 2): True, (2, 0): False, (0, 0): False}.items():
+            x, y = axes.transData.transform((column + 0.3, row + 0.3))  # clear of its text
+            colour = pixels[int(height - y), int(x)]
+            assert (np.abs(colour - (0, 68, 27)).max() < 30) == dark, (row, column, colour)
