@@ -21,6 +21,7 @@ from cbrun.compute.distribution import describe as describe_strategy
 from cbrun.compute.distribution import make_strategy
 from cbrun.core.console import Reporter, counted, format_metrics, format_number
 from cbrun.core.errors import CbrunError
+from cbrun.core.memory import return_free_memory
 from cbrun.core.provenance import GIT_DIFF_FILE, git_provenance
 from cbrun.core.run_dir import (
     CONFIG_FILE,
@@ -194,6 +195,7 @@ def run(
                 )
                 safety = SafetyChecks(guard, record)
         imports.join()
+        return_free_memory()  # fit's freed buffers: not held through evaluation and pictures
         history = keeper.full_history(history)
         record.update(_outcome(config, history, callbacks), **policy.outcome())
         model.save(run_dir / MODEL_FILE)  # history files: written after every epoch by keeper
@@ -281,7 +283,12 @@ def _notify_run_end(callbacks: list[Any], record: dict[str, Any], reporter: Repo
 def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety) -> Any:
     training = config.training
     internal_first = [_LearningRateLogger()]
-    internal_last = [_EpochRecorder(run_dir, record, reporter, training.epochs), keeper, safety]
+    internal_last = [
+        _EpochRecorder(run_dir, record, reporter, training.epochs),
+        keeper,
+        safety,
+        _FreeMemoryReturned(),
+    ]
     if reporter.live:
         internal_first.append(EpochProgress(reporter.screen, training.epochs))
     return model.fit(
@@ -433,6 +440,16 @@ class _LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             rate = self.model.optimizer.learning_rate  # a MirroredVariable under `mirrored`
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+
+class _FreeMemoryReturned(keras.callbacks.Callback):
+    """Gives the memory each epoch's steps freed back to the system (see core/memory.py)."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        return_free_memory()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        return_free_memory()
 
 
 class _EpochRecorder(keras.callbacks.Callback):
