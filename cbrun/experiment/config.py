@@ -334,9 +334,20 @@ def resolve_input_files(config: ExperimentBase, document: Document) -> None:
                 continue
             if not (resolved.is_dir() if folder else resolved.is_file()):
                 where = document.where((section, name))
-                kind = "folder" if folder else "file"
-                raise ConfigError([f"{where}: {section}.{name}: {kind} not found: {resolved}"])
+                raise ConfigError([f"{where}: {section}.{name}: {_not_there(resolved, folder)}"])
             setattr(params, name, str(resolved))
+
+
+def _not_there(path: Path, folder: bool) -> str:
+    """Why `path` is not the folder or regular file the config needs."""
+    kind = "folder" if folder else "file"
+    if not path.exists():
+        return f"{kind} not found: {path}"
+    if path.is_dir():
+        return f"expected a file, found a folder: {path}"
+    if folder:
+        return f"expected a folder, found a file: {path}"
+    return f"expected a regular file, found a device, pipe or socket: {path}"
 
 
 def _describe(error: dict[str, Any], document: Document) -> tuple[KeyPath, int, str]:

@@ -165,6 +165,10 @@ CASES = [
     # files and data
     Case("data-file-missing", csv_data("missing.csv"), at="path: missing.csv",
          says=("data.path", "file not found")),
+    Case("data-file-is-a-folder", csv_data("."), at="path: .",
+         says=("data.path", "expected a file, found a folder")),
+    Case("data-file-is-a-device", csv_data("/dev/zero"), at="path: /dev/zero",
+         says=("data.path", "expected a regular file, found a device, pipe or socket")),
     Case("csv-missing-target", csv_data(target="lable"), at="target: lable",
          says=("data.target", "no column `lable`", "Did you mean `label`?")),
     Case("csv-missing-feature", csv_data(features=["a", "c"]), at="features:",
