@@ -11,6 +11,7 @@ from cbrun import registry
 from cbrun.callbacks.base import BuildContext
 from cbrun.compute.speed import dtype_policy, steps_per_execution
 from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.memory import imports_kept_out_of_collections
 from cbrun.core.native_logs import quiet_native_logs
 from cbrun.data.base import Dataset, split_size
 from cbrun.experiment.checks import compile_fits_the_head
@@ -24,7 +25,7 @@ def import_keras(seed: int | None = None, deterministic: bool = False) -> Any:
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    with quiet_native_logs():
+    with quiet_native_logs(), imports_kept_out_of_collections("keras"):
         import keras
         import tensorflow as tf
 

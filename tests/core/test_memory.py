@@ -34,3 +34,27 @@ def test_the_free_pages_of_the_heap_are_given_back_to_the_system():
     returned, before, after = result.stdout.split()
     assert returned == "True"
     assert int(before) - int(after) > 120, (before, after)  # of the 180 MB freed
+
+
+FROZEN_IMPORT = """
+import gc
+from cbrun.run.build import import_keras
+
+import_keras()
+frozen = gc.get_freeze_count()
+garbage = [[] for _ in range(1000)]
+for item in garbage:
+    item.append(item)  # cycles: only a collection frees them
+del garbage, item
+import_keras()  # Keras is imported: nothing more is frozen
+print(gc.isenabled(), frozen, gc.get_freeze_count() - frozen, gc.collect() >= 1000)
+"""
+
+
+def test_the_objects_of_tensorflows_import_are_frozen_out_of_later_collections():
+    result = run_python(FROZEN_IMPORT)
+    assert result.returncode == 0, result.stderr
+    enabled, frozen, frozen_later, collected = result.stdout.split()
+    assert enabled == "True"  # the collector runs again after the import
+    assert int(frozen) > 200_000  # TensorFlow's and Keras' objects
+    assert frozen_later == "0" and collected == "True"  # later garbage is still collected
