@@ -39,7 +39,7 @@ def return_free_memory() -> bool:
 @contextmanager
 def imports_kept_out_of_collections(module: str) -> Iterator[None]:
     """Import `module` (within) with the garbage collector paused, then freeze what exists
-    (`gc.freeze`): TensorFlow and Keras leave about 450,000 objects that live as long as the
+    (`gc.freeze`): TensorFlow and Keras alone leave about 450,000 objects that live as long as the
     process, and every full collection would walk them again. Paused, the import of Keras
     took 2.4-2.7 s instead of 3.2 s, and the bench MLP's whole `cbrun train` 5.6-5.9 s instead
     of 7.0 s. Once `module` is imported, this does nothing (a warm sweep worker's trials
