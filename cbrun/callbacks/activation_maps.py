@@ -14,6 +14,7 @@ from cbrun.callbacks.visual import (
     captioned_grid,
     class_names,
     grid_shape,
+    input_captions,
     mosaic,
     periodic_callback,
     phase_samples,
@@ -157,15 +158,16 @@ def activation_maps(params: ActivationMapsParams, ctx: BuildContext) -> Any:
         outputs = layer_outputs(model, [layer for _, layer in chosen], x)
         folder.mkdir(parents=True, exist_ok=True)
         arrays = {path: output for (path, _), output in zip(chosen, outputs, strict=True)}
-        labels = {} if y is None else {"labels": y}
-        np.savez(folder / f"{stem}.npz", indices=indices, **labels, **arrays)
-        if y is None:  # predict: the inputs have no labels
-            captions = [f"input {i}" for i in indices]
+        if y is None:  # predict: the inputs have no labels, only names
+            captions = input_captions(ctx, indices)
+            labels = {"input_names": np.array(captions)}
         else:
+            labels = {"labels": y}
             captions = [
                 f"sample {i}: {names[int(label)] if names else f'{float(np.ravel(label)[0]):.3g}'}"
                 for i, label in zip(indices, y, strict=True)
             ]
+        np.savez(folder / f"{stem}.npz", indices=indices, **labels, **arrays)
         path = folder / f"{stem}.png"
         title = f"{when}: layer outputs"
         plot_activations(outputs, list(arrays), captions, params.channels, title).save(path)

@@ -118,6 +118,8 @@ class BuildContext:
     `data` (new labelled data, held in `dataset.train`, as `cbrun eval --data` reads it)."""
     inputs: Any = None
     """In `predict`: the inputs about to be predicted."""
+    input_names: list[str] | None = None
+    """In `predict`: the inputs' names when they are files (as predictions.csv's `file`)."""
 
     def path(self, relative: str) -> str:
         """`relative` (already checked to stay inside) as a path in the run directory."""

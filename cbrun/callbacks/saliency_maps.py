@@ -22,6 +22,7 @@ from cbrun.callbacks.visual import (
     class_names,
     class_probabilities,
     grid_shape,
+    input_captions,
     periodic_callback,
     phase_samples,
 )
@@ -155,12 +156,14 @@ def plot_feature_bars(maps: np.ndarray, names: list[str], title: str, top: int =
     return figure
 
 
-def _captions(y: np.ndarray | None, predicted: np.ndarray, names: list[str]) -> list[str]:
+def _captions(
+    y: np.ndarray | None, predicted: np.ndarray, names: list[str], inputs: list[str]
+) -> list[str]:
     """`true / predicted` per sample: class names, or the first target's values; without
-    labels (predict) `input N: predicted`."""
+    labels (predict) `input: predicted`, each input named by `inputs`."""
     if y is None:
         shown = [names[p] for p in predicted] if names else [f"{p:.3g}" for p in predicted]
-        return [f"input {i}: {p}" for i, p in enumerate(shown)]
+        return [f"{name}: {p}" for name, p in zip(inputs, shown, strict=True)]
     if names:
         return [f"{names[t]} / {names[p]}" for t, p in zip(y.astype(int), predicted, strict=True)]
     true = y if y.ndim == 1 else y[:, 0]
@@ -212,7 +215,11 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
         maps = saliency(attributor(x, targets), len(shape))
         folder = Path(ctx.path(params.directory))
         folder.mkdir(parents=True, exist_ok=True)
-        labels = {} if y is None else {"labels": y}
+        labels = (
+            {"labels": y}
+            if y is not None
+            else {"input_names": np.array(input_captions(ctx, indices))}
+        )
         np.savez(
             folder / f"{stem}.npz",
             maps=maps,
@@ -230,7 +237,7 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
             caption = f"{title} ({counted(len(x), 'sample')})"
             plot_feature_bars(maps, features, caption).savefig(path)
         else:
-            captions = _captions(y, predicted, names)
+            captions = _captions(y, predicted, names, input_captions(ctx, indices))
             if classification and y is not None:
                 title += " (each: true / predicted)"
             plot_overlays(x, maps, captions, title).save(path)

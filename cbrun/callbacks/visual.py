@@ -253,6 +253,15 @@ def phase_samples(params: Any, ctx: Any, who: str) -> dict[str, tuple]:
     return {"fit": fixed_sample(data, params.samples, seed)}
 
 
+def input_captions(ctx: Any, indices: np.ndarray) -> list[str]:
+    """What predict-phase pictures call the inputs at `indices`: their file names (as in
+    predictions.csv), or `input N` (the row of the input file)."""
+    names = ctx.input_names
+    if names is not None and len(names) > int(np.max(indices, initial=-1)):
+        return [Path(names[i]).name for i in indices]
+    return [f"input {i}" for i in indices]
+
+
 def periodic_callback(params: Any, ctx: Any, write: Writer, gif: str) -> Any:
     """The Keras callback calling `write` every `params.every` epochs, at the end, at each
     evaluation and at each prediction, with the GIF `gif` in `params.directory`."""

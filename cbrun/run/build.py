@@ -123,9 +123,11 @@ def build_callbacks(
     *,
     evaluated: str = "test",
     inputs: Any = None,
+    input_names: list[str] | None = None,
 ) -> list[Any]:
     """One Keras callback (or several) per `callbacks:` item that joins `phase`, in order;
-    `evaluated` and `inputs`: what the evaluate or predict phase is given (see BuildContext)."""
+    `evaluated`, `inputs` and `input_names`: what the evaluate or predict phase is given (see
+    BuildContext)."""
     context = BuildContext(
         run_dir=run_dir,
         config=config,
@@ -133,6 +135,7 @@ def build_callbacks(
         phase=phase,  # type: ignore[arg-type]
         evaluated=evaluated,
         inputs=inputs,
+        input_names=input_names,
     )
     built: list[Any] = []
     for index, params in enumerate(config.callbacks):

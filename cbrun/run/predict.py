@@ -20,6 +20,7 @@ def predict_run(
     *,
     unsafe: bool = False,
     allow_imports: bool = False,
+    input_names: list[str] | None = None,
 ) -> Any:
     """`model.predict(x)` with a run's model, running its predict-phase callbacks.
 
@@ -31,6 +32,7 @@ def predict_run(
         unsafe: Load a model that holds Python code (Keras' safe mode off).
         allow_imports: Import `module:function` code named in the run's saved config (such
             as `lambda` hooks), from the folder of the config it was trained from.
+        input_names: The inputs' file names, if they are files (callbacks caption with them).
 
     Returns:
         The model's outputs as a NumPy array, one row per input.
@@ -38,7 +40,9 @@ def predict_run(
     run_dir = Path(run_dir)
     with imports_from_run(run_dir, allow_imports):
         config, dataset, model, _ = load_run(run_dir, checkpoint, unsafe=unsafe)
-        callbacks = build_callbacks(config, run_dir, dataset, "predict", inputs=x)
+        callbacks = build_callbacks(
+            config, run_dir, dataset, "predict", inputs=x, input_names=input_names
+        )
     outputs = model.predict(
         x, batch_size=batch_size or config.training.batch_size, verbose=0, callbacks=callbacks
     )

@@ -191,7 +191,9 @@ def predict_file(
     names, x = read_inputs(run_dir, paths)
     from cbrun.run.predict import predict_run  # TensorFlow: only once the input is known good
 
-    outputs = predict_run(run_dir, x, checkpoint, unsafe=unsafe, allow_imports=allow_imports)
+    outputs = predict_run(
+        run_dir, x, checkpoint, unsafe=unsafe, allow_imports=allow_imports, input_names=names
+    )
     table = prediction_table(run_dir, outputs, names)
     text = table.to_csv(index=False, float_format="%.6g")
     if output is None:

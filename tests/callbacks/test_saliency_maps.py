@@ -261,6 +261,7 @@ def test_cbrun_predict_maps_the_first_inputs_for_their_predicted_class(corner):
     with np.load(folder / f"predict_{number:02d}.npz") as saved:
         assert "labels" not in saved.files  # inputs to predict have none
         np.testing.assert_array_equal(saved["indices"], np.arange(5))
+        assert saved["input_names"].tolist() == [f"input {i}" for i in range(5)]  # their rows
         np.testing.assert_array_equal(saved["targets"], predicted)
         np.testing.assert_array_equal(saved["predicted"], predicted)
         np.testing.assert_allclose(
@@ -272,10 +273,14 @@ def test_cbrun_predict_maps_the_first_inputs_for_their_predicted_class(corner):
         expected = keras.ops.convert_to_numpy(probe(x[:2], training=False))
         np.testing.assert_allclose(saved["last_conv"], expected, rtol=1e-4, atol=1e-5)
     first = (folder / f"predict_{number:02d}.png").read_bytes()
-    predict_run(run_dir, x[:3])  # a second prediction: new files, the first ones kept
-    assert (folder / f"predict_{number:02d}.png").read_bytes() == first
+    files = [f"photos/cat-{i}.png" for i in range(3)]  # as `cbrun predict` names image files
+    predict_run(run_dir, x[:3], input_names=files)  # a second prediction: new files, the
+    assert (folder / f"predict_{number:02d}.png").read_bytes() == first  # first ones kept
     with np.load(folder / f"predict_{number + 1:02d}.npz") as saved:
         assert saved["maps"].shape == (3, 8, 8)
+        assert saved["input_names"].tolist() == ["cat-0.png", "cat-1.png", "cat-2.png"]
+    with np.load(activations / f"predict_{number + 1:02d}.npz") as saved:
+        assert saved["input_names"].tolist() == ["cat-0.png", "cat-1.png"]  # its 2 samples
     assert not list((run_dir / "gradient").glob("predict_*"))  # its phases: fit only
     assert in_report(run_dir, folder / f"predict_{number + 1:02d}.png")
     assert in_report(run_dir, activations / f"predict_{number + 1:02d}.png")
