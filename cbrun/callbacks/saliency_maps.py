@@ -215,11 +215,8 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
         maps = saliency(attributor(x, targets), len(shape))
         folder = Path(ctx.path(params.directory))
         folder.mkdir(parents=True, exist_ok=True)
-        labels = (
-            {"labels": y}
-            if y is not None
-            else {"input_names": np.array(input_captions(ctx, indices))}
-        )
+        inputs = input_captions(ctx, indices)  # predict: what the captions call them
+        labels = {"labels": y} if y is not None else {"input_names": np.array(inputs)}
         np.savez(
             folder / f"{stem}.npz",
             maps=maps,
@@ -237,7 +234,7 @@ def saliency_maps(params: SaliencyMapsParams, ctx: BuildContext) -> Any:
             caption = f"{title} ({counted(len(x), 'sample')})"
             plot_feature_bars(maps, features, caption).savefig(path)
         else:
-            captions = _captions(y, predicted, names, input_captions(ctx, indices))
+            captions = _captions(y, predicted, names, inputs)
             if classification and y is not None:
                 title += " (each: true / predicted)"
             plot_overlays(x, maps, captions, title).save(path)

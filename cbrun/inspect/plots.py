@@ -87,10 +87,14 @@ def _fit_title(fig: Any, axes: Any) -> None:
     position = axes.get_position()
     centre = (position.x0 + position.x1) / 2 * width
     room = 2 * min(centre, width - centre) - 0.1
-    size = title.get_fontsize()
-    while size > 6 and text_inches([title.get_text()], size, fig.dpi) > room:
+    title.set_fontsize(_fitted_size(title.get_text(), room, title.get_fontsize(), fig.dpi))
+
+
+def _fitted_size(text: str, room: float, size: float = 10.0, dpi: float = 100) -> float:
+    """The font size, from `size` down by 0.5 pt to 6 pt, at which `text` fits `room` inches."""
+    while size > 6 and text_inches([text], size, dpi) > room:
         size -= 0.5
-    title.set_fontsize(size)
+    return size
 
 
 def _margins(
@@ -278,10 +282,7 @@ def confusion_figure(counts: list[list[int]], labels: list[str]) -> Any:
         )
         fig.colorbar(cells, cax=scale)
         room = 2 * min(y_side + side / 2, panel - y_side - side / 2) - 0.1
-        title_size = 10.0
-        while title_size > 6 and text_inches([title], title_size) > room:
-            title_size -= 0.5
-        axes.set_title(title, fontsize=title_size)
+        axes.set_title(title, fontsize=_fitted_size(title, room))
         axes.set_xlabel("predicted class")
         axes.set_ylabel("true class")
         ticks = range(size)
