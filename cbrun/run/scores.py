@@ -16,31 +16,41 @@ import numpy as np
 
 from cbrun.callbacks.visual import class_names, class_probabilities
 from cbrun.data.base import labels_of
-from cbrun.inspect import plots
+from cbrun.inspect import metrics, plots
 from cbrun.inspect.plots import PLOTS_DIR
 
 CURVE_POINTS = 400  # ROC and PR curves are thinned to about this many points in the JSON
 
 
-# What the end of a run scores and draws with: scikit-learn's metrics and matplotlib's Agg.
-END_OF_RUN_MODULES = ("sklearn.metrics", "matplotlib.figure", "matplotlib.backends.backend_agg")
+# What the end of a run draws with: matplotlib's Agg (the scores are NumPy's: inspect/metrics.py).
+END_OF_RUN_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
 
 
-def import_in_background() -> threading.Thread:
-    """Import END_OF_RUN_MODULES on a thread while `fit` runs (join it when fit ends). Fit
-    waits in TensorFlow's own threads, off Python's lock, so these imports (about 1.2 s of
-    CPU) no longer add to the run's wall time."""
+class EndOfRunImports:
+    """END_OF_RUN_MODULES imported on a thread while `fit` runs, started once the first epoch is
+    over: tracing the first steps is Python's work, which a thread would slow (the bench CNN's
+    first epoch took 1.44 s instead of 1.2-1.3 s), while later epochs wait in TensorFlow's own
+    threads, off Python's lock."""
 
-    def load() -> None:
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=self._load, name="cbrun-imports", daemon=True)
+
+    def start(self) -> None:
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def wait(self) -> None:
+        """Until they are imported (started now if no epoch ended)."""
+        self.start()
+        self._thread.join()
+
+    @staticmethod
+    def _load() -> None:
         for name in END_OF_RUN_MODULES:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - imported again where used, with its error
                 return
-
-    thread = threading.Thread(target=load, name="cbrun-imports", daemon=True)
-    thread.start()
-    return thread
 
 
 def analyse(
@@ -128,27 +138,28 @@ def _traced_forward(model: Any, batch: Any) -> Any:
 
 def classification_details(y: np.ndarray, outputs: np.ndarray, names: list[str]) -> dict[str, Any]:
     """Per-class precision/recall/F1/support, averages, confusion matrix (and ROC/PR if binary)."""
-    from sklearn import metrics
-
-    labels = list(range(len(names)))
     y = np.asarray(y).astype(int).ravel()
     probabilities = class_probabilities(outputs)
     predicted = probabilities.argmax(axis=1)
-    report = metrics.classification_report(
-        y, predicted, labels=labels, target_names=names, output_dict=True, zero_division=0
-    )
+    counts = metrics.confusion_matrix(y, predicted, len(names))
+    scores = metrics.per_class_scores(counts)
     details: dict[str, Any] = {
         "accuracy": float(np.mean(predicted == y)),
-        "per_class": {name: _scores(report[name]) for name in names},
-        "averages": {
-            "macro": _scores(report["macro avg"]),
-            "weighted": _scores(report["weighted avg"]),
+        "per_class": {
+            name: {
+                "precision": float(scores["precision"][i]),
+                "recall": float(scores["recall"][i]),
+                "f1": float(scores["f1"][i]),
+                "support": int(scores["support"][i]),
+            }
+            for i, name in enumerate(names)
         },
+        "averages": metrics.averages(scores),
         "confusion_matrix": {
             "labels": names,
             "rows": "true class",
             "columns": "predicted class",
-            "counts": metrics.confusion_matrix(y, predicted, labels=labels).tolist(),
+            "counts": counts.tolist(),
         },
     }
     if len(names) == 2:
@@ -156,19 +167,8 @@ def classification_details(y: np.ndarray, outputs: np.ndarray, names: list[str])
     return details
 
 
-def _scores(row: dict[str, float]) -> dict[str, Any]:
-    return {
-        "precision": float(row["precision"]),
-        "recall": float(row["recall"]),
-        "f1": float(row["f1-score"]),
-        "support": int(row["support"]),
-    }
-
-
 def _binary_curves(y: np.ndarray, score: np.ndarray, positive: str) -> dict[str, Any]:
     """ROC and precision-recall curves for the second class; none when a class is missing."""
-    from sklearn import metrics
-
     if len(np.unique(y)) < 2:
         reason = f"needs both classes in the evaluated split; it holds only `{int(y[0])}`"
         return {"roc": {"positive_class": positive, "skipped": reason}, "pr": None}
@@ -179,19 +179,19 @@ def _binary_curves(y: np.ndarray, score: np.ndarray, positive: str) -> dict[str,
     return {
         "roc": {
             "positive_class": positive,
-            "auc": float(metrics.roc_auc_score(y, score)),
+            "auc": metrics.area_under(fpr, tpr),
             "fpr": fpr[roc_keep].tolist(),
             "tpr": tpr[roc_keep].tolist(),
             "thresholds": [_finite(t) for t in roc_thresholds[roc_keep]],
         },
         "pr": {
             "positive_class": positive,
-            "average_precision": float(metrics.average_precision_score(y, score)),
+            "average_precision": metrics.average_precision(precision, recall),
             "positive_rate": float(np.mean(y == 1)),
             "precision": precision[pr_keep].tolist(),
             "recall": recall[pr_keep].tolist(),
-            # precision_recall_curve gives one threshold fewer than points; the last point
-            # (recall 0, precision 1) has none.
+            # The curve has one threshold fewer than points; the last point (recall 0,
+            # precision 1) has none.
             "thresholds": [
                 _finite(pr_thresholds[i]) if i < len(pr_thresholds) else None for i in pr_keep
             ],
@@ -212,16 +212,14 @@ def _finite(value: float) -> float | None:
 
 def regression_details(y: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     """MAE, RMSE and R² over all targets (and per target when there are several)."""
-    from sklearn import metrics
-
     y = np.asarray(y, dtype="float64")
 
     def scores(true: np.ndarray, guess: np.ndarray) -> dict[str, float | None]:
-        r2 = float(metrics.r2_score(true, guess)) if len(true) > 1 else None
+        errors = metrics.regression_errors(true, guess)
         return {
-            "mae": float(metrics.mean_absolute_error(true, guess)),
-            "rmse": math.sqrt(float(metrics.mean_squared_error(true, guess))),
-            "r2": r2,
+            "mae": errors["mae"],
+            "rmse": math.sqrt(errors["mse"]),
+            "r2": errors["r2"] if len(true) > 1 else None,
         }
 
     details: dict[str, Any] = {"regression": scores(y, predicted)}

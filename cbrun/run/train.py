@@ -45,7 +45,7 @@ from cbrun.run.build import build_callbacks, build_model, import_keras
 from cbrun.run.interrupts import Interrupted, InterruptGuard
 from cbrun.run.progress import EpochProgress
 from cbrun.run.safeguards import NonFiniteLoss, NonFinitePolicy, SafetyChecks
-from cbrun.run.scores import analyse, import_in_background
+from cbrun.run.scores import EndOfRunImports, analyse
 from cbrun.run.state import RunLock, SavedState, StateKeeper, continue_logs
 from cbrun.run.stray_output import stdout_kept_clean, stdout_to_stderr
 
@@ -174,12 +174,21 @@ def run(
     )
     safety = SafetyChecks(guard, record)  # after the keeper: an epoch is saved before stopping
     policy = NonFinitePolicy(config.training, record)
-    imports = import_in_background()
+    imports = EndOfRunImports()
     try:
         while True:
             try:
                 history = _fit(
-                    model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety
+                    model,
+                    config,
+                    dataset,
+                    callbacks,
+                    run_dir,
+                    record,
+                    reporter,
+                    keeper,
+                    safety,
+                    imports,
                 )
                 break
             except NonFiniteLoss as diverged:  # training.on_non_finite: fail, stop or rollback
@@ -194,7 +203,7 @@ def run(
                     run_dir, callbacks, _write_history, saved, every=config.training.state_every
                 )
                 safety = SafetyChecks(guard, record)
-        imports.join()
+        imports.wait()
         return_free_memory()  # fit's freed buffers: not held through evaluation and pictures
         history = keeper.full_history(history)
         record.update(_outcome(config, history, callbacks), **policy.outcome())
@@ -280,7 +289,9 @@ def _notify_run_end(callbacks: list[Any], record: dict[str, Any], reporter: Repo
             )
 
 
-def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety) -> Any:
+def _fit(
+    model, config, dataset, callbacks, run_dir, record, reporter, keeper, safety, imports
+) -> Any:
     training = config.training
     internal_first = [_LearningRateLogger()]
     internal_last = [
@@ -288,6 +299,7 @@ def _fit(model, config, dataset, callbacks, run_dir, record, reporter, keeper, s
         keeper,
         safety,
         _FreeMemoryReturned(),
+        _AfterTheFirstEpoch(imports.start),
     ]
     if reporter.live:
         internal_first.append(EpochProgress(reporter.screen, training.epochs))
@@ -450,6 +462,17 @@ class _FreeMemoryReturned(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         return_free_memory()
+
+
+class _AfterTheFirstEpoch(keras.callbacks.Callback):
+    """Calls `start` when an epoch ends (it must be safe to call again)."""
+
+    def __init__(self, start: Any):
+        super().__init__()
+        self.start = start
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.start()
 
 
 class _EpochRecorder(keras.callbacks.Callback):
