@@ -11,6 +11,7 @@ from cbrun import registry
 from cbrun.callbacks.base import BuildContext
 from cbrun.compute.speed import dtype_policy, steps_per_execution
 from cbrun.core.errors import CbrunError, did_you_mean
+from cbrun.core.lazy_modules import KERAS_UNUSED, loaded_on_first_use
 from cbrun.core.memory import imports_kept_out_of_collections
 from cbrun.core.native_logs import quiet_native_logs
 from cbrun.data.base import Dataset, split_size
@@ -19,13 +20,18 @@ from cbrun.models.head import DEFAULT_LOSS, DEFAULT_METRICS, with_target_scale
 
 
 def import_keras(seed: int | None = None, deterministic: bool = False) -> Any:
-    """Import Keras on TensorFlow with TensorFlow's C++ chatter muted; seed everything.
+    """Import Keras on TensorFlow with TensorFlow's C++ chatter muted (and the parts of Keras
+    cbrun never uses left to load on first use); seed everything.
 
     `deterministic` also makes TensorFlow's ops deterministic, for the rest of the process.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    with quiet_native_logs(), imports_kept_out_of_collections("keras"):
+    with (
+        quiet_native_logs(),
+        imports_kept_out_of_collections("keras"),
+        loaded_on_first_use(KERAS_UNUSED),
+    ):
         import keras
         import tensorflow as tf
 
