@@ -3,8 +3,8 @@
 `import keras` imports `keras.wrappers` and `keras.visualization` whenever scikit-learn and
 matplotlib are installed (both are cbrun dependencies). The scikit-learn estimator wrappers
 import scikit-learn's base classes and with them much of SciPy; the visualization helpers import
-`matplotlib.pyplot`. cbrun uses neither, and imports what it does need of scikit-learn and
-matplotlib on a thread while `fit` runs. Made lazy, `import keras` took 2.2-2.3 s instead of
+`matplotlib.pyplot`. cbrun uses neither: it scores in NumPy and imports matplotlib's Agg
+canvas on a thread while `fit` runs. Made lazy, `import keras` took 2.2-2.3 s instead of
 3.4 s on the bench machine. A lazy module is complete: its first attribute access runs it.
 """
 
