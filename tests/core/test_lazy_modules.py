@@ -39,7 +39,6 @@ def test_a_lazy_name_that_does_not_exist_fails_to_import_as_usual():
 
 
 def test_the_finder_is_gone_after_the_block():
-
     before = list(sys.meta_path)
     with loaded_on_first_use(["json"]):
         assert len(sys.meta_path) == len(before) + 1
