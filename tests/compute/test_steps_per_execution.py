@@ -1,5 +1,6 @@
 """`training.steps_per_execution: auto`: many batches per call when no callback needs a hook
-after every batch, the same training as one batch per call, and 1 when one does."""
+after every batch, the same training as one batch per call, and 1 when one does or when the
+run is too short to pay for tracing the many-batch functions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import pytest
 
 from conftest import merge, run_dirs, train_tiny
 
-DROPOUT = {"model": {"type": "mlp", "units": [16], "dropout": 0.2}, "training": {"epochs": 3}}
+# 120 training samples in batches of 2: 60 batches an epoch, 180 in all (short runs keep 1).
+DROPOUT = {
+    "model": {"type": "mlp", "units": [16], "dropout": 0.2},
+    "training": {"epochs": 3, "batch_size": 2},
+}
 
 
 def record(run_dir):
@@ -29,7 +34,7 @@ def pair(tmp_path_factory):
 def test_auto_runs_several_batches_per_call_and_records_why(pair):
     _, auto = pair
     speed = record(auto)["speed"]
-    assert speed["steps_per_execution"] == 4  # 120 training samples / 32: 4 batches an epoch
+    assert speed["steps_per_execution"] == 32  # of the 60 batches an epoch
     assert speed["steps_per_execution_chosen_by"] == "auto: no callback has a per-batch hook"
 
 
@@ -71,6 +76,18 @@ def test_a_callback_with_a_per_batch_hook_keeps_one_batch_per_call(
     assert chosen in speed["steps_per_execution_chosen_by"]
 
 
+def test_a_short_run_keeps_one_batch_per_call_and_says_why(cli, make_config, runs_dir):
+    result = cli("train", make_config(), "-q")  # 2 epochs of 4 batches
+    assert result.exit_code == 0, result.stderr
+    (run,) = run_dirs(runs_dir)
+    speed = record(run)["speed"]
+    assert speed["steps_per_execution"] == 1
+    assert speed["steps_per_execution_chosen_by"] == (
+        "auto: 8 training batches in all, fewer than 128: tracing many batches per call would "
+        "cost more than it saves"
+    )
+
+
 HOOKS = """
 import keras
 
@@ -86,13 +103,14 @@ class PerBatch(keras.callbacks.Callback):
 """
 
 
-@pytest.mark.parametrize(("name", "steps"), [("EpochOnly", 4), ("PerBatch", 1)])
+@pytest.mark.parametrize(("name", "steps"), [("EpochOnly", 32), ("PerBatch", 1)])
 def test_a_class_callback_is_judged_by_the_hooks_it_overrides(
     cli, make_config, runs_dir, tmp_path, name, steps
 ):
     (tmp_path / f"hooks_{tmp_path.name}.py").write_text(HOOKS)
     callbacks = [{"type": "class", "class_path": f"hooks_{tmp_path.name}:{name}"}]
-    result = cli("train", make_config({"training": {"epochs": 1}, "callbacks": callbacks}), "-q")
+    training = {"epochs": 3, "batch_size": 2}  # 180 batches: long enough for many per call
+    result = cli("train", make_config({"training": training, "callbacks": callbacks}), "-q")
     assert result.exit_code == 0, result.stderr
     (run,) = run_dirs(runs_dir)
     assert record(run)["speed"]["steps_per_execution"] == steps
