@@ -77,6 +77,8 @@ class ProcessBaseline:
         for name in [name for name in sys.modules if name not in self.modules]:
             if self._is_user_code(sys.modules[name]):
                 del sys.modules[name]
+            else:  # installed or cbrun's: stays loaded, so it need not be judged again
+                self.modules.add(name)
         os.environ.clear()
         os.environ.update(self.environ)
         sys.path[:] = self.path
