@@ -6,9 +6,7 @@ two classes, MAE/RMSE/R² for regression, and their pictures, from the model's p
 
 from __future__ import annotations
 
-import importlib
 import math
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +22,6 @@ CURVE_POINTS = 400  # ROC and PR curves are thinned to about this many points in
 
 # What the end of a run draws with: matplotlib's Agg (the scores are NumPy's: inspect/metrics.py).
 END_OF_RUN_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
-
-
-class EndOfRunImports:
-    """END_OF_RUN_MODULES imported on a thread while `fit` runs, started once the first epoch is
-    over: tracing the first steps is Python's work, which a thread would slow (the bench CNN's
-    first epoch took 1.44 s instead of 1.2-1.3 s), while later epochs wait in TensorFlow's own
-    threads, off Python's lock."""
-
-    def __init__(self) -> None:
-        self._thread = threading.Thread(target=self._load, name="cbrun-imports", daemon=True)
-
-    def start(self) -> None:
-        if self._thread.ident is None:
-            self._thread.start()
-
-    def wait(self) -> None:
-        """Until they are imported (started now if no epoch ended)."""
-        self.start()
-        self._thread.join()
-
-    @staticmethod
-    def _load() -> None:
-        for name in END_OF_RUN_MODULES:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - imported again where used, with its error
-                return
 
 
 def analyse(

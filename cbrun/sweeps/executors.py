@@ -93,21 +93,24 @@ def outcome(exit_code: int, stdout: str, stderr: str) -> dict[str, Any]:
     }
 
 
-def execute(jobs: list[TrialJob], resources: Resources, report: Report) -> dict[str, Any]:
+def execute(
+    jobs: list[TrialJob], resources: Resources, report: Report, warm: Any = None
+) -> dict[str, Any]:
     """Run every job with the chosen backend, `report(index, outcome)` as each one finishes;
-    returns what sweep.json records about the backend (for Ray, the cluster's address)."""
+    returns what sweep.json records about the backend (for Ray, the cluster's address).
+    `warm`: a local pool of warm workers already started, which the caller closes."""
     if resources.backend == "ray":
         return _run_on_ray(jobs, resources, report)
-    _run_locally(jobs, resources, report)
+    _run_locally(jobs, resources, report, warm)
     return {}
 
 
-def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> None:
-    """Up to `workers` trials at a time, in warm workers or fresh processes (the threads only
-    wait on the processes)."""
+def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report, given: Any) -> None:
+    """Up to `workers` trials at a time, in warm workers (of `given`, if a pool is given) or
+    fresh processes (the threads only wait on the processes)."""
     from cbrun.sweeps.warm_pool import WarmPool
 
-    warm = None if resources.fresh_processes else WarmPool()
+    warm = None if resources.fresh_processes else given or WarmPool()
     pool = ThreadPoolExecutor(max_workers=resources.workers or 1)
     try:
         futures = {
@@ -122,7 +125,7 @@ def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report) -> 
             report(futures[future], future.result())
     finally:  # on Ctrl-C, trials not started yet are dropped; running ones finish or stop
         pool.shutdown(wait=True, cancel_futures=True)
-        if warm:
+        if warm and warm is not given:
             warm.close()
 
 

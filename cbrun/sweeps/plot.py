@@ -7,6 +7,9 @@ from typing import Any
 
 from cbrun.core.errors import CbrunError
 
+# What the plot draws with; a sweep imports them on a thread while its trials run.
+PLOT_MODULES = ("matplotlib.figure", "matplotlib.ticker", "matplotlib.backends.backend_agg")
+
 
 def plot_metric(record: dict[str, Any], path: Path) -> None:
     """Scatter the metric of every scored trial against each parameter; the best is starred.

@@ -89,12 +89,14 @@ class WarmWorker:
         return result
 
     def close(self, timeout: float = CLOSE_SECONDS) -> None:
-        """End of input ends the worker; kill it if it does not end in time."""
+        """End of input ends the worker; kill it if it does not end in time (timeout 0: now)."""
         try:
             self.process.stdin.close()  # type: ignore[union-attr]
         except OSError:
             pass
         try:
+            if timeout <= 0:
+                raise subprocess.TimeoutExpired(WORKER_COMMAND, timeout)
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
@@ -123,20 +125,30 @@ class WarmPool:
             else:
                 self._forget(worker)
 
-    def close(self) -> None:
+    def start_one(self) -> WarmPool:
+        """Start a worker now, before any trial is sent: its interpreter and TensorFlow import
+        then overlap the sweep's own start (checking every trial, making the sweep dir)."""
+        self._idle.put(self._started())
+        return self
+
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
+        """End every worker; `timeout` 0 kills them now (a sweep that failed its checks)."""
         with self._lock:
             workers, self._all = self._all, []
         for worker in workers:
-            worker.close()
+            worker.close(timeout)
 
     def _take(self) -> WarmWorker:
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            worker = WarmWorker()
-            with self._lock:
-                self._all.append(worker)
-            return worker
+            return self._started()
+
+    def _started(self) -> WarmWorker:
+        worker = WarmWorker()
+        with self._lock:
+            self._all.append(worker)
+        return worker
 
     def _forget(self, worker: WarmWorker) -> None:
         with self._lock:

@@ -164,3 +164,32 @@ def test_a_worker_that_cannot_start_fails_the_trial_with_its_own_error(monkeypat
         "the trial's worker process exited with code 3 before the trial started (it is "
         "replaced): ImportError: no TensorFlow here"
     )
+
+
+def _worker_children() -> list[int]:
+    """This process' children that run a warm worker (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or it ended meanwhile
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"cbrun.sweeps.worker" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_sweep_that_fails_its_checks_kills_the_worker_it_started_early(make_config):
+    from cbrun.core.errors import CbrunError
+    from cbrun.sweeps.executors import Resources
+    from cbrun.sweeps.runner import sweep_command
+
+    config = make_config({"training": {"epochs": 1}})
+    search = {"grid": ["model.dropout=0,7"], "random": [], "trials": None, "metric": None}
+    search |= {"direction": None, "search": None, "pruner": None}
+    assert _worker_children() == []
+    with pytest.raises(CbrunError, match=r"trial-001 \(model.dropout=7\)"):
+        sweep_command([config], [], search, Resources(workers=1))
+    assert _worker_children() == []  # killed and reaped, not left importing TensorFlow
