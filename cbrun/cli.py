@@ -484,11 +484,14 @@ def sweep(
 ) -> None:
     """Run a grid, random or Optuna search as ordinary runs; ranks them, prints the sweep dir."""
     from cbrun.sweeps.executors import Resources
-    from cbrun.sweeps.runner import sweep_command
+    from cbrun.sweeps.warm_pool import start_early
 
     resources = Resources(
         workers, backend, address, cpus_per_trial, gpus_per_trial, scheduler, fresh_processes
     )
+    warm = start_early(resources, search)  # first: the runner's imports overlap its start
+    from cbrun.sweeps.runner import sweep_command
+
     search = {
         "grid": grid or [],
         "random": random or [],
@@ -498,7 +501,7 @@ def sweep(
         "search": search,
         "pruner": pruner,
     }
-    result = sweep_command(config, set_ or [], search, resources, runs_dir, resume)
+    result = sweep_command(config, set_ or [], search, resources, runs_dir, resume, warm)
     _stdout(str(result.sweep_dir))
     raise typer.Exit(result.exit_code)
 

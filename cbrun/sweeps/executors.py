@@ -93,6 +93,11 @@ def outcome(exit_code: int, stdout: str, stderr: str) -> dict[str, Any]:
     }
 
 
+def warm_workers(search: str | None, resources: Resources) -> bool:
+    """Whether trials run in warm workers: grid and random search without a Tune scheduler."""
+    return not (resources.fresh_processes or resources.scheduler or search == "optuna")
+
+
 def execute(
     jobs: list[TrialJob], resources: Resources, report: Report, warm: Any = None
 ) -> dict[str, Any]:

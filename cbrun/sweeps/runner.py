@@ -7,8 +7,6 @@ import io
 import json
 import math
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,14 @@ from cbrun.experiment.sweep_space import (
     parse_random_flag,
     probe_trials,
 )
-from cbrun.sweeps.executors import Resources, TrialJob, config_files, execute, import_ray
+from cbrun.sweeps.executors import (
+    Resources,
+    TrialJob,
+    config_files,
+    execute,
+    import_ray,
+    warm_workers,
+)
 from cbrun.sweeps.mlflow_parent import end_parent_run, start_parent_run
 from cbrun.sweeps.plot import PLOT_MODULES
 from cbrun.sweeps.record import SWEEP_RECORD, read_sweep_record
@@ -188,7 +193,7 @@ def _run(
         "cpus_per_trial": resources.cpus_per_trial,
         "gpus_per_trial": resources.gpus_per_trial,
         "scheduler": resources.scheduler,
-        "warm_workers": _warm_workers(record["search"].get("search"), resources),
+        "warm_workers": warm_workers(record["search"].get("search"), resources),
     }
     console.print(
         f"[bold]cbrun sweep[/] {record['experiment']}: {len(todo)} of "
@@ -272,30 +277,6 @@ def _run(
         console.print(f"interrupted; run the rest with: cbrun sweep --resume {sweep_dir}")
         return SweepResult(sweep_dir, record, 130)
     return SweepResult(sweep_dir, record, 1 if failed else 0)
-
-
-def _warm_workers(search: str | None, resources: Resources) -> bool:
-    """Whether trials run in warm workers: grid and random search without a Tune scheduler."""
-    return not (resources.fresh_processes or resources.scheduler or search == "optuna")
-
-
-@contextmanager
-def _worker_started_early(search: str | None, resources: Resources) -> Iterator[Any]:
-    """On the local pool, a warm worker started now, so its interpreter and TensorFlow import
-    run while this process checks every trial (0.4-0.9 s before the first trial is sent); it
-    is killed if the sweep fails before it runs, and ended after. None elsewhere."""
-    if resources.backend != "local" or not _warm_workers(search, resources):
-        yield None
-        return
-    from cbrun.sweeps.warm_pool import WarmPool
-
-    warm = WarmPool().start_one()
-    try:
-        yield warm
-    except BaseException:
-        warm.close(timeout=0)
-        raise
-    warm.close()
 
 
 def _trial_result(
@@ -522,8 +503,31 @@ def sweep_command(
     resources: Resources,
     runs_dir: Path | None = None,
     resume: Path | None = None,
+    warm: Any = None,
 ) -> SweepResult:
-    """`cbrun sweep`: a new sweep from a config and flags, or `--resume` of an earlier one."""
+    """`cbrun sweep`: a new sweep from a config and flags, or `--resume` of an earlier one.
+    `warm`: the pool `warm_pool.start_early` started with the command; this ends it (killed
+    at once if the sweep fails before its trials run)."""
+    try:
+        result = _sweep(config_paths, overrides, search, resources, runs_dir, resume, warm)
+    except BaseException:
+        if warm:
+            warm.close(timeout=0)
+        raise
+    if warm:
+        warm.close()
+    return result
+
+
+def _sweep(
+    config_paths: list[Path] | None,
+    overrides: list[str],
+    search: dict[str, Any],
+    resources: Resources,
+    runs_dir: Path | None,
+    resume: Path | None,
+    warm: Any,
+) -> SweepResult:
     if resources.backend not in ("local", "ray"):
         raise CbrunError(f"--backend: expected `local` or `ray`, got `{resources.backend}`")
     if resources.address and resources.backend != "ray":
@@ -540,8 +544,8 @@ def sweep_command(
         if not config_paths:
             raise CbrunError("give an experiment file, or --resume SWEEP_DIR")
         plan = plan_search(config_paths, overrides, **search)
-        with _worker_started_early(plan.search, resources) as warm:
-            return start_sweep(config_paths, overrides, plan, resources, runs_dir, warm)
+        warm = _kept(warm, plan.search, resources)
+        return start_sweep(config_paths, overrides, plan, resources, runs_dir, warm)
     given = [f"--{k}" for k, v in search.items() if v] + (["--set"] if overrides else [])
     if given or runs_dir is not None:
         flags = ", ".join(given + (["--runs-dir"] if runs_dir else []))
@@ -555,5 +559,13 @@ def sweep_command(
             f"--resume {resume}: that sweep is of {' '.join(config_files(record))}, not "
             f"{' '.join(map(str, config_paths or []))}"
         )
-    with _worker_started_early(record["search"].get("search"), resources) as warm:
-        return resume_sweep(resume, resources, warm)
+    warm = _kept(warm, record["search"].get("search"), resources)
+    return resume_sweep(resume, resources, warm)
+
+
+def _kept(warm: Any, search: str | None, resources: Resources) -> Any:
+    """`warm` if the search runs on warm workers; otherwise (Optuna) it is killed unused."""
+    if warm and not warm_workers(search, resources):
+        warm.close(timeout=0)
+        return None
+    return warm

@@ -18,8 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cbrun.experiment.config import load_config
-from cbrun.sweeps.executors import TrialJob, outcome, run_trial
+from cbrun.sweeps.executors import Resources, TrialJob, outcome, run_trial, warm_workers
 
 WORKER_COMMAND = [sys.executable, "-m", "cbrun.sweeps.worker"]
 CLOSE_SECONDS = 30
@@ -157,8 +156,21 @@ class WarmPool:
         worker.close()
 
 
+def start_early(resources: Resources, search: str | None) -> WarmPool | None:
+    """A pool with one warm worker started now, when `cbrun sweep` starts, if its flags leave
+    the trials to warm workers on this machine; None otherwise. The worker's interpreter and
+    TensorFlow import (2-3 s, the first trial's wait) then overlap the sweep's own imports and
+    checks. The sweep ends it (`runner.sweep_command`), unused if the config asks for Optuna."""
+    if resources.backend != "local" or not warm_workers(search, resources):
+        return None
+    return WarmPool().start_one()
+
+
 def needs_fresh_process(job: TrialJob) -> bool:
     """A trial that splits the CPU into logical devices: TensorFlow allows that once a process."""
+    from cbrun.experiment.config import load_config  # not at the top: `cbrun sweep` imports
+    # this module before anything heavy, to start a worker first
+
     try:
         config, _ = load_config([Path(path) for path in job.configs], job.overrides)
     except Exception:  # the trial reports its own error wherever it runs

@@ -181,15 +181,76 @@ def _worker_children() -> list[int]:
     return found
 
 
-def test_a_sweep_that_fails_its_checks_kills_the_worker_it_started_early(make_config):
-    from cbrun.core.errors import CbrunError
+def _sweep_with_an_early_worker(config, grid, search=None):
     from cbrun.sweeps.executors import Resources
     from cbrun.sweeps.runner import sweep_command
+    from cbrun.sweeps.warm_pool import start_early
+
+    flags = {"grid": grid, "random": [], "trials": None, "metric": None, "direction": None}
+    flags |= {"search": search, "pruner": None}
+    resources = Resources(workers=1)
+    warm = start_early(resources, search)
+    assert len(_worker_children()) == 1  # started before anything is read
+    return sweep_command([config], [], flags, resources, warm=warm)
+
+
+def test_a_sweep_that_fails_its_checks_kills_the_worker_it_started_early(make_config):
+    from cbrun.core.errors import CbrunError
 
     config = make_config({"training": {"epochs": 1}})
-    search = {"grid": ["model.dropout=0,7"], "random": [], "trials": None, "metric": None}
-    search |= {"direction": None, "search": None, "pruner": None}
     assert _worker_children() == []
     with pytest.raises(CbrunError, match=r"trial-001 \(model.dropout=7\)"):
-        sweep_command([config], [], search, Resources(workers=1))
+        _sweep_with_an_early_worker(config, ["model.dropout=0,7"])
     assert _worker_children() == []  # killed and reaped, not left importing TensorFlow
+
+
+def test_a_sweep_whose_flags_are_wrong_kills_the_worker_it_started_early(make_config):
+    from cbrun.core.errors import CbrunError
+
+    config = make_config({"training": {"epochs": 1}})
+    with pytest.raises(CbrunError, match="Did you mean `random`"):
+        _sweep_with_an_early_worker(config, ["model.dropout=0,0.2"], search="randon")
+    assert _worker_children() == []
+
+
+def test_no_worker_is_started_early_where_trials_do_not_run_in_warm_workers():
+    from cbrun.sweeps.executors import Resources
+    from cbrun.sweeps.warm_pool import start_early
+
+    assert start_early(Resources(fresh_processes=True), None) is None
+    assert start_early(Resources(backend="ray"), None) is None
+    assert start_early(Resources(), "optuna") is None
+    assert _worker_children() == []
+
+
+NO_WORKER_HOOK = """
+import os
+from pathlib import Path
+
+def refuse_a_warm_worker_beside_me(epoch, logs):
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if parent == os.getppid() and b"cbrun.sweeps.worker" in command:
+            raise RuntimeError(f"warm worker {entry.name} is running beside this trial")
+"""
+
+
+def test_an_optuna_sweep_kills_the_worker_started_early_before_its_trials(make_config, tmp_path):
+    pytest.importorskip("optuna")
+    (tmp_path / "no_worker_hooks.py").write_text(NO_WORKER_HOOK)
+    config = make_config(
+        {
+            "training": {"epochs": 1},
+            "callbacks": [
+                {"type": "lambda", "on_epoch_end": "no_worker_hooks:refuse_a_warm_worker_beside_me"}
+            ],
+            "sweep": {"search": "optuna", "trials": 1},
+        }
+    )
+    result = _sweep_with_an_early_worker(config, ["model.dropout=0,0.2"])
+    assert [t["status"] for t in result.record["trials"]] == ["completed"], result.record
+    assert _worker_children() == []
