@@ -7,6 +7,7 @@ draws each figure twice (once to measure it) and took half of their time.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from pathlib import Path
@@ -295,19 +296,7 @@ def confusion_figure(counts: list[list[int]], labels: list[str]) -> Any:
         )
         axes.set_yticks(ticks, labels, fontsize=font)
         if size <= 20:
-            middle = top / 2  # cells darker than the colour scale's middle get white text
-            for row in range(size):
-                for column in range(size):
-                    value = values[row, column]
-                    axes.text(
-                        column,
-                        row,
-                        fmt.format(value),
-                        ha="center",
-                        va="center",
-                        fontsize=9 if size <= 10 else 6,
-                        color="white" if value > middle else "black",
-                    )
+            _cell_labels(axes, values, fmt, fontsize=9 if size <= 10 else 6, middle=top / 2)
         x0 += panel
     return fig
 
@@ -340,6 +329,37 @@ def _cells(axes: Any, values: np.ndarray, vmax: float) -> Any:
     axes.set_xlim(-0.5, columns - 0.5)
     axes.set_ylim(rows - 0.5, -0.5)
     return cells
+
+
+def _cell_labels(axes: Any, values: np.ndarray, fmt: str, fontsize: float, middle: float) -> None:
+    """Each cell's value centred in it, white on cells darker than the colour scale's
+    `middle`. One collection of the values' outlines, not a text per cell: 200 texts were
+    0.09 s of the 0.23 s a 10-class matrix took to draw; this draws the same glyphs."""
+    from matplotlib.collections import PathCollection
+    from matplotlib.transforms import Affine2D
+
+    rows, columns = values.shape
+    cells = [(row, column) for row in range(rows) for column in range(columns)]
+    labels = PathCollection(
+        [_centred_outline(fmt.format(values[cell]), fontsize) for cell in cells],
+        offsets=[(column, row) for row, column in cells],
+        offset_transform=axes.transData,
+        transform=Affine2D().scale(1 / 72) + axes.figure.dpi_scale_trans,  # points
+        facecolors=["white" if values[cell] > middle else "black" for cell in cells],
+        edgecolors="none",
+    )
+    axes.add_collection(labels, autolim=False)
+
+
+@functools.lru_cache(maxsize=2048)
+def _centred_outline(text: str, fontsize: float) -> Any:
+    """`text` as a path in points, in the default font, centred on (0, 0)."""
+    from matplotlib.textpath import TextPath
+    from matplotlib.transforms import Affine2D
+
+    path = TextPath((0, 0), text, size=fontsize)
+    box = path.get_extents()
+    return path.transformed(Affine2D().translate(-(box.x0 + box.x1) / 2, -(box.y0 + box.y1) / 2))
 
 
 def plot_roc(roc: dict[str, Any], path: Path) -> Path:

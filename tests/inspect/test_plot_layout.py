@@ -127,3 +127,29 @@ def test_each_confusion_cell_is_drawn_where_its_row_and_column_are_with_its_colo
             x, y = axes.transData.transform((column + 0.3, row + 0.3))  # clear of its text
             colour = pixels[int(height - y), int(x)]
             assert (np.abs(colour - (0, 68, 27)).max() < 30) == dark, (row, column, colour)
+
+
+def test_each_confusion_cell_shows_its_value_in_the_middle_in_a_colour_that_contrasts():
+    """White digits on the full (dark) cell, black ones on the empty cells, in both panels;
+    the digits are where the cell's middle is, nothing of them near its corners."""
+    import numpy as np
+
+    counts = [[0, 0, 9], [0, 0, 0], [0, 0, 0]]
+    figure = confusion_figure(counts, ["a", "b", "c"])
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    height = pixels.shape[0]
+
+    def region(axes, row, column, half):
+        (x0, y0), (x1, y1) = axes.transData.transform(
+            [(column - half, row + half), (column + half, row - half)]
+        )
+        return pixels[int(height - y1) : int(height - y0), int(x0) : int(x1)]
+
+    for axes in figure.axes[::2]:
+        middle, corner = region(axes, 0, 2, 0.25), region(axes, 0, 2, 0.45)[:4, :4]
+        assert (middle.min(axis=-1) > 160).sum() > 10  # white strokes on dark green
+        assert (corner.min(axis=-1) > 160).sum() == 0
+        empty = region(axes, 2, 0, 0.25)
+        assert (empty.max(axis=-1) < 100).sum() > 10  # black strokes on pale green
