@@ -111,16 +111,23 @@ def test_learning_curves_keep_their_ticks_labels_and_title_on_the_figure(
     assert text_outside(figure) == []
 
 
+def one_full_cell():
+    """The confusion figure of 3 classes where only cell (row 0, column 2) is full, and its
+    pixels (RGB, row 0 on top) once drawn."""
+    import numpy as np
+
+    figure = confusion_figure([[0, 0, 9], [0, 0, 0], [0, 0, 0]], ["a", "b", "c"])
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return figure, np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+
+
 def test_each_confusion_cell_is_drawn_where_its_row_and_column_are_with_its_colour():
     """True classes run down from the top, predicted ones left to right, as in eval.json:
     only cell (row 0, column 2) is full, so only it is dark green in each panel."""
     import numpy as np
 
-    counts = [[0, 0, 9], [0, 0, 0], [0, 0, 0]]
-    figure = confusion_figure(counts, ["a", "b", "c"])
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    figure, pixels = one_full_cell()
     height = pixels.shape[0]
     for axes in figure.axes[::2]:  # the two panels (each followed by its colour bar)
         for (row, column), dark in {(0, 2): True, (2, 0): False, (0, 0): False}.items():
@@ -132,13 +139,7 @@ def test_each_confusion_cell_is_drawn_where_its_row_and_column_are_with_its_colo
 def test_each_confusion_cell_shows_its_value_in_the_middle_in_a_colour_that_contrasts():
     """White digits on the full (dark) cell, black ones on the empty cells, in both panels;
     the digits are where the cell's middle is, nothing of them near its corners."""
-    import numpy as np
-
-    counts = [[0, 0, 9], [0, 0, 0], [0, 0, 0]]
-    figure = confusion_figure(counts, ["a", "b", "c"])
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
-    pixels = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    figure, pixels = one_full_cell()
     height = pixels.shape[0]
 
     def region(axes, row, column, half):
