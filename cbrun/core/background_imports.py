@@ -1,7 +1,7 @@
 """Modules imported on a thread while the main thread waits on something else.
 
 A run imports its end-of-run drawing modules while `fit` runs (`cbrun/run/train.py`), and a
-sweep imports its plotting modules while its trials run in other processes.
+sweep imports its plot's and HParams summaries' modules while its trials run in other processes.
 """
 
 from __future__ import annotations
@@ -32,4 +32,4 @@ class BackgroundImports:
             try:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - imported again where used, with its error
-                return
+                continue

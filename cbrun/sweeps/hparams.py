@@ -19,6 +19,12 @@ from cbrun.core.run_dir import read_json
 from cbrun.experiment.sweep_space import Distribution
 
 HPARAMS_DIR = "hparams"
+HPARAMS_MODULES = (  # 0.13 s to import: the sweep imports them while its trials run
+    "tensorboard.plugins.hparams.summary_v2",
+    "tensorboard.compat.proto.summary_pb2",
+    "tensorboard.compat.proto.event_pb2",
+    "tensorboard.summary.writer.record_writer",
+)
 
 
 def write_hparams(sweep_dir: Path, record: dict[str, Any]) -> Path:

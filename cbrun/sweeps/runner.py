@@ -47,6 +47,7 @@ from cbrun.sweeps.executors import (
     import_ray,
     warm_workers,
 )
+from cbrun.sweeps.hparams import HPARAMS_MODULES
 from cbrun.sweeps.mlflow_parent import end_parent_run, start_parent_run
 from cbrun.sweeps.plot import PLOT_MODULES
 from cbrun.sweeps.record import SWEEP_RECORD, read_sweep_record
@@ -206,8 +207,8 @@ def _run(
         jobs.append(TrialJob(index, config_files(record), overrides, str(sweep_dir)))
     write_json_atomic(sweep_dir / SWEEP_RECORD, record)
     clock = Stopwatch()
-    plotting = BackgroundImports(PLOT_MODULES)  # this process only waits while trials run
-    plotting.start()
+    summaries = BackgroundImports(PLOT_MODULES + HPARAMS_MODULES)  # while trials run, this
+    summaries.start()  # process only waits
 
     def finished(index: int, outcome: dict[str, Any]) -> None:
         # A fresh entry, so nothing (an old error, say) is left over from an earlier attempt.
@@ -267,7 +268,7 @@ def _run(
         record["ranking"] = [item["trial"] for item in _ranked(items, record["direction"])]
         write_json_atomic(sweep_dir / SWEEP_RECORD, record)
     write_text_atomic(sweep_dir / SUMMARY_CSV, _summary_csv(record))
-    plotting.wait()
+    summaries.wait()
     _plot(sweep_dir, record, console)
     _hparams(sweep_dir, record, console)
     if record.get("mlflow"):
