@@ -164,8 +164,8 @@ def report(
         f"Written by `python bench/sweep_workers_bench.py --repeats {args.repeats} --workers "
         f"{' '.join(map(str, args.workers))}` on {started_at} in {minutes:.1f} min.",
         "",
-        f"- Machine: {platform.machine()}, {os.cpu_count()} cores, shared with other "
-        "sessions: load average (1/5/15 min) at the start "
+        f"- Machine: {platform.machine()}, {os.cpu_count()} cores; load average "
+        "(1/5/15 min) at the start "
         f"{loads[0]}, after each repetition {'; '.join(loads[1:])}.",
         f"- Python {platform.python_version()}; TensorFlow {version('tensorflow')}, Keras "
         f"{version('keras')}; CPU only.",
