@@ -93,11 +93,12 @@ class WarmWorker:
             self.process.stdin.close()  # type: ignore[union-attr]
         except OSError:
             pass
-        try:
-            if timeout <= 0:
-                raise subprocess.TimeoutExpired(WORKER_COMMAND, timeout)
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        if timeout > 0:
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         self.process.stdout.close()  # type: ignore[union-attr]
