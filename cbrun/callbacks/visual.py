@@ -124,7 +124,7 @@ PHASE_PREFIXES = ("epoch_", "evaluate_", "predict_")
 def epoch_frames(directory: Path, prefix: str = "epoch_") -> list[Path]:
     """`<prefix>NNN.png` files in number order (all of them, so a resumed run keeps the
     first's); `prefix`: one of PHASE_PREFIXES."""
-    frames = [p for p in directory.glob(f"{prefix}*.png") if p.stem[len(prefix) :].isdigit()]
+    frames = [p for p in directory.glob(f"{prefix}*.png") if p.stem[len(prefix) :].isdecimal()]
     return sorted(frames, key=lambda p: int(p.stem[len(prefix) :]))
 
 
@@ -162,7 +162,7 @@ def next_number(directory: Path, prefix: str) -> int:
     numbers = [
         int(path.stem[len(prefix) :])
         for path in directory.glob(f"{prefix}*")
-        if path.stem[len(prefix) :].isdigit()
+        if path.stem[len(prefix) :].isdecimal()
     ]
     return max(numbers, default=0) + 1
 

@@ -62,7 +62,7 @@ def fit_class_weight(recorded: dict[str, Any] | None) -> dict[int, float] | None
 def _class_index(key: Any, names: list[str]) -> int:
     if isinstance(key, str) and key in names:
         return names.index(key)
-    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+    if isinstance(key, int) or (isinstance(key, str) and key.isdecimal()):
         if 0 <= int(key) < len(names):
             return int(key)
     raise CbrunError(

@@ -142,7 +142,7 @@ def _data_files_fit_the_config(config: Any, document: Document) -> list[str]:
     """Columns named in `data:` that the data files lack (read from their headers)."""
     problems = []
     for key, message in config.data.file_problems():
-        path = ("data", *(int(p) if p.isdigit() else p for p in key.split(".")))
+        path = ("data", *(int(p) if p.isdecimal() else p for p in key.split(".")))
         problems.append(f"{document.where(path)}: data.{key}: {message}")
     return problems
 

@@ -301,7 +301,7 @@ def split_key(key: str, override: str) -> KeyPath:
     for part in re.sub(r"\[(\d+)\]", r".\1", key).split("."):
         if not part:
             raise CbrunError(f"--set {override}: empty key segment in `{key}`")
-        parts.append(int(part) if part.isdigit() else part)
+        parts.append(int(part) if part.isdecimal() else part)  # not isdigit: "²" is a digit
     return tuple(parts)
 
 

@@ -436,7 +436,7 @@ def _drop_rows_from(path: Path, separator: str, epoch: int) -> None:
         end = len(header.encode())
         for line in iter(handle.readline, ""):
             first = line.split(separator, 1)[0].strip('"')
-            if first.isdigit() and int(first) >= epoch:
+            if first.isdecimal() and int(first) >= epoch:
                 break
             end += len(line.encode())
         handle.truncate(end)

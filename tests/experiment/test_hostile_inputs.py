@@ -138,6 +138,7 @@ def test_any_file_bytes_validate_or_exit_2(folder, raw):
 @example(key="training..epochs", value="1")
 @example(key="training.epochs.x", value="1")
 @example(key="callbacks.99", value="{}")
+@example(key="²", value="")  # str.isdigit, but not a number int() reads
 def test_any_set_override_validates_or_exits_2(folder, key, value):
     config = folder / "base.yaml"
     if not config.exists():

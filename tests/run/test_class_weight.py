@@ -62,6 +62,10 @@ def test_balanced_weights_follow_the_formula_and_are_recorded(runs):
             {"training": {"class_weight": {"dog": 2.0}}},
             "training.class_weight: `dog` is not a class. Classes: 0, 1, 2",
         ),
+        (  # a digit, but not one int() reads
+            {"training": {"class_weight": {"²": 2.0}}},
+            "training.class_weight: `²` is not a class.",
+        ),
         (
             {
                 "data": {"type": "synthetic_regression", "samples": 50, "classes": None},
