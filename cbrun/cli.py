@@ -492,7 +492,7 @@ def sweep(
     warm = start_early(resources, search)  # first: the runner's imports overlap its start
     from cbrun.sweeps.runner import sweep_command
 
-    search = {
+    flags = {
         "grid": grid or [],
         "random": random or [],
         "trials": trials,
@@ -501,7 +501,7 @@ def sweep(
         "search": search,
         "pruner": pruner,
     }
-    result = sweep_command(config, set_ or [], search, resources, runs_dir, resume, warm)
+    result = sweep_command(config, set_ or [], flags, resources, runs_dir, resume, warm)
     _stdout(str(result.sweep_dir))
     raise typer.Exit(result.exit_code)
 

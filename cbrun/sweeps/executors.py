@@ -20,9 +20,12 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cbrun.core.errors import CbrunError
+
+if TYPE_CHECKING:
+    from cbrun.sweeps.warm_pool import WarmPool
 
 RAY_OBJECT_STORE_BYTES = 80 * 1024 * 1024  # trials return a few lines; Ray's minimum is 75 MiB
 
@@ -99,7 +102,7 @@ def warm_workers(search: str | None, resources: Resources) -> bool:
 
 
 def execute(
-    jobs: list[TrialJob], resources: Resources, report: Report, warm: Any = None
+    jobs: list[TrialJob], resources: Resources, report: Report, warm: WarmPool | None = None
 ) -> dict[str, Any]:
     """Run every job with the chosen backend, `report(index, outcome)` as each one finishes;
     returns what sweep.json records about the backend (for Ray, the cluster's address).
@@ -110,7 +113,9 @@ def execute(
     return {}
 
 
-def _run_locally(jobs: list[TrialJob], resources: Resources, report: Report, given: Any) -> None:
+def _run_locally(
+    jobs: list[TrialJob], resources: Resources, report: Report, given: WarmPool | None
+) -> None:
     """Up to `workers` trials at a time, in warm workers (of `given`, if a pool is given) or
     fresh processes (the threads only wait on the processes)."""
     from cbrun.sweeps.warm_pool import WarmPool

@@ -9,7 +9,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -53,6 +53,9 @@ from cbrun.sweeps.plot import PLOT_MODULES
 from cbrun.sweeps.record import SWEEP_RECORD, read_sweep_record
 from cbrun.sweeps.tune import SCHEDULERS
 
+if TYPE_CHECKING:
+    from cbrun.sweeps.warm_pool import WarmPool
+
 FINISHED = ("completed", "stopped")  # stopped: ended early by a Ray Tune scheduler
 SUMMARY_CSV = "summary.csv"
 PLOT_FILE = "metric_vs_params.png"
@@ -72,7 +75,7 @@ def start_sweep(
     sweep: SweepSection,
     resources: Resources,
     runs_dir: Path | None = None,
-    warm: Any = None,
+    warm: WarmPool | None = None,
 ) -> SweepResult:
     """Expand `sweep` over the config, check every trial, then run them in a new sweep dir
     (`warm`: a pool of warm workers already started, which the caller closes)."""
@@ -111,7 +114,9 @@ def start_sweep(
     return _run(sweep_dir, record, resources, warm)
 
 
-def resume_sweep(sweep_dir: Path, resources: Resources, warm: Any = None) -> SweepResult:
+def resume_sweep(
+    sweep_dir: Path, resources: Resources, warm: WarmPool | None = None
+) -> SweepResult:
     """Run again every trial of `sweep_dir` that did not complete; completed ones are kept."""
     record = read_sweep_record(sweep_dir)  # any damage: exit 2 naming the key, before anything
     _check_search(record["search"], resources)
@@ -182,7 +187,7 @@ def _data_key(config: Any) -> str:
 
 
 def _run(
-    sweep_dir: Path, record: dict[str, Any], resources: Resources, warm: Any = None
+    sweep_dir: Path, record: dict[str, Any], resources: Resources, warm: WarmPool | None = None
 ) -> SweepResult:
     console = make_console(stderr=True)
     items = record["trials"]
@@ -504,7 +509,7 @@ def sweep_command(
     resources: Resources,
     runs_dir: Path | None = None,
     resume: Path | None = None,
-    warm: Any = None,
+    warm: WarmPool | None = None,
 ) -> SweepResult:
     """`cbrun sweep`: a new sweep from a config and flags, or `--resume` of an earlier one.
     `warm`: the pool `warm_pool.start_early` started with the command; this ends it (killed
@@ -527,7 +532,7 @@ def _sweep(
     resources: Resources,
     runs_dir: Path | None,
     resume: Path | None,
-    warm: Any,
+    warm: WarmPool | None,
 ) -> SweepResult:
     if resources.backend not in ("local", "ray"):
         raise CbrunError(f"--backend: expected `local` or `ray`, got `{resources.backend}`")
@@ -564,7 +569,7 @@ def _sweep(
     return resume_sweep(resume, resources, warm)
 
 
-def _kept(warm: Any, search: str | None, resources: Resources) -> Any:
+def _kept(warm: WarmPool | None, search: str | None, resources: Resources) -> WarmPool | None:
     """`warm` if the search runs on warm workers; otherwise (Optuna) it is killed unused."""
     if warm and not warm_workers(search, resources):
         warm.close(timeout=0)
